@@ -1,0 +1,1 @@
+//! The store layer: one `KvStore` trait, an etcd and an embedded implementation.

@@ -1,0 +1,1 @@
+//! Test support: a real etcd on free ports.

@@ -1,0 +1,1 @@
+//! The Universal control plane: API, admission, queue, placement, node lifecycle.
