@@ -1,0 +1,192 @@
+//! [`KvStore`] on etcd v3, the store of a real cluster.
+
+mod convert;
+mod watch;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use etcd_client::{
+    Client, CompactionOptions, ConnectOptions, DeleteOptions, GetOptions, PutOptions,
+};
+
+use super::{
+    prefix_end, KeyValue, KvStore, LeaseId, RangeOptions, RangeResponse, Revision, Txn,
+    TxnResponse, WatchStream,
+};
+use crate::{Error, Result};
+use convert::{from_kv, map_err, map_lease_err, revision_of, to_etcd_txn, txn_response};
+
+/// A handle to an etcd cluster; cheap to clone (connections are shared).
+#[derive(Clone)]
+pub struct EtcdStore {
+    client: Client,
+}
+
+impl EtcdStore {
+    /// Connects to `endpoints` (`host:port` or `http://host:port`).
+    pub async fn connect<S: AsRef<str>>(endpoints: &[S]) -> Result<Self> {
+        if endpoints.is_empty() {
+            return Err(Error::invalid(
+                "etcd_endpoints",
+                "at least one endpoint is required",
+            ));
+        }
+        let opts = ConnectOptions::new()
+            .with_connect_timeout(Duration::from_secs(3))
+            .with_timeout(Duration::from_secs(15))
+            .with_keep_alive(Duration::from_secs(5), Duration::from_secs(3));
+        let client = Client::connect(endpoints, Some(opts))
+            .await
+            .map_err(map_err)?;
+        Ok(Self { client })
+    }
+
+    /// The underlying client, for features outside [`KvStore`] (elections, maintenance).
+    pub fn client(&self) -> Client {
+        self.client.clone()
+    }
+}
+
+#[async_trait]
+impl KvStore for EtcdStore {
+    async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
+        let resp = self.client.clone().get(key, None).await.map_err(map_err)?;
+        resp.kvs().first().map(from_kv).transpose()
+    }
+
+    async fn range(&self, prefix: &str, opts: RangeOptions) -> Result<RangeResponse> {
+        let start = match &opts.start_after {
+            // The smallest key strictly greater than `after`.
+            Some(after) => format!("{after}\0"),
+            None => prefix.to_string(),
+        };
+        let mut get = GetOptions::new().with_range(prefix_end(prefix));
+        if let Some(limit) = opts.limit {
+            get = get.with_limit(i64::try_from(limit).unwrap_or(i64::MAX));
+        }
+        let resp = self
+            .client
+            .clone()
+            .get(start, Some(get))
+            .await
+            .map_err(map_err)?;
+        Ok(RangeResponse {
+            kvs: resp.kvs().iter().map(from_kv).collect::<Result<_>>()?,
+            more: resp.more(),
+            revision: revision_of(resp.header()),
+        })
+    }
+
+    async fn put(&self, key: &str, value: Vec<u8>, lease: LeaseId) -> Result<Revision> {
+        let opts = (lease != 0).then(|| PutOptions::new().with_lease(lease));
+        let resp = self
+            .client
+            .clone()
+            .put(key, value, opts)
+            .await
+            .map_err(|e| map_lease_err(e, lease))?;
+        Ok(revision_of(resp.header()))
+    }
+
+    async fn delete(&self, key: &str) -> Result<(Revision, bool)> {
+        let resp = self
+            .client
+            .clone()
+            .delete(key, None::<DeleteOptions>)
+            .await
+            .map_err(map_err)?;
+        Ok((revision_of(resp.header()), resp.deleted() > 0))
+    }
+
+    async fn txn(&self, txn: Txn) -> Result<TxnResponse> {
+        let lease = txn_lease(&txn);
+        let resp = self
+            .client
+            .clone()
+            .txn(to_etcd_txn(txn))
+            .await
+            .map_err(|e| map_lease_err(e, lease))?;
+        txn_response(resp)
+    }
+
+    async fn watch(&self, prefix: &str, from: Revision) -> Result<WatchStream> {
+        // Resolve "from now" before returning, so no write after this call can be missed.
+        let from = if from <= 0 {
+            self.revision().await? + 1
+        } else {
+            from
+        };
+        Ok(watch::spawn(self.client.clone(), prefix.to_string(), from))
+    }
+
+    async fn lease_grant(&self, ttl: Duration) -> Result<LeaseId> {
+        let secs = i64::try_from(ttl.as_secs().max(1)).unwrap_or(i64::MAX);
+        let resp = self
+            .client
+            .clone()
+            .lease_grant(secs, None)
+            .await
+            .map_err(map_err)?;
+        Ok(resp.id())
+    }
+
+    async fn lease_keep_alive(&self, lease: LeaseId) -> Result<Duration> {
+        let (mut keeper, mut stream) = self
+            .client
+            .clone()
+            .lease_keep_alive(lease)
+            .await
+            .map_err(|e| map_lease_err(e, lease))?;
+        keeper.keep_alive().await.map_err(map_err)?;
+        match stream
+            .message()
+            .await
+            .map_err(|e| map_lease_err(e, lease))?
+        {
+            Some(r) if r.ttl() > 0 => Ok(Duration::from_secs(r.ttl().unsigned_abs())),
+            _ => Err(Error::LeaseNotFound(lease)),
+        }
+    }
+
+    async fn lease_revoke(&self, lease: LeaseId) -> Result<()> {
+        self.client
+            .clone()
+            .lease_revoke(lease)
+            .await
+            .map_err(|e| map_lease_err(e, lease))?;
+        Ok(())
+    }
+
+    async fn revision(&self) -> Result<Revision> {
+        // A count-only read of one key returns the header, which carries the store revision.
+        let resp = self
+            .client
+            .clone()
+            .get("\0", Some(GetOptions::new().with_count_only()))
+            .await
+            .map_err(map_err)?;
+        Ok(revision_of(resp.header()))
+    }
+
+    async fn compact(&self, revision: Revision) -> Result<()> {
+        self.client
+            .clone()
+            .compact(revision, Some(CompactionOptions::new().with_physical()))
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+}
+
+/// The lease a transaction attaches keys to, to name it if etcd reports it missing.
+fn txn_lease(txn: &Txn) -> LeaseId {
+    txn.success
+        .iter()
+        .chain(&txn.failure)
+        .find_map(|op| match op {
+            super::TxnOp::Put { lease, .. } if *lease != 0 => Some(*lease),
+            _ => None,
+        })
+        .unwrap_or(0)
+}
