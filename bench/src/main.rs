@@ -1,1 +1,25 @@
-fn main() {}
+//! `uni-bench`: Universal's benchmarks. Each subcommand measures and reports; none asserts.
+
+mod store;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "uni-bench", version, about = "Universal benchmarks")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Batched write rate of the store layer, etcd and embedded side by side.
+    Store(store::Args),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Store(args) => store::run(args).await,
+    }
+}

@@ -8,5 +8,6 @@ pub mod v1 {
     tonic::include_proto!("universal.v1");
 
     /// Encoded file descriptor set, for gRPC server reflection.
-    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("universal_v1_descriptor");
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        tonic::include_file_descriptor_set!("universal_v1_descriptor");
 }

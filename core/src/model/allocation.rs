@@ -1,0 +1,97 @@
+//! Allocations: what runs where. Written by the scheduler leader, watched by the node's agent.
+
+use serde::{Deserialize, Serialize};
+
+use super::resources::ResourceAmounts;
+use super::time::UnixMillis;
+use crate::units::MILLI_PER_DEVICE;
+
+/// One accelerator device (or a share of it) bound to a replica.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeviceBinding {
+    /// Index on the node, as `CUDA_VISIBLE_DEVICES` counts.
+    pub index: u32,
+    pub uuid: String,
+    /// Thousandths of the device, 1..=1000.
+    pub share_milli: u32,
+    /// Device memory reserved on this device.
+    pub memory_bytes: u64,
+}
+
+impl DeviceBinding {
+    pub fn is_whole(&self) -> bool {
+        self.share_milli >= MILLI_PER_DEVICE
+    }
+}
+
+/// One replica (or training worker) placed on one node.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Allocation {
+    /// Unique; part of the store key `allocations/{node}/{id}`.
+    pub id: String,
+    pub namespace: String,
+    pub workload: String,
+    /// Replica index; for training jobs the worker's RANK.
+    pub replica: u32,
+    pub node: String,
+    pub compute_milli: u64,
+    pub memory_bytes: u64,
+    pub devices: Vec<DeviceBinding>,
+    /// Port the replica serves on (inference) or the rendezvous port (training rank 0).
+    pub port: u16,
+    /// Workload generation this allocation was placed for (older during a rolling update).
+    pub generation: i64,
+    pub created: UnixMillis,
+}
+
+impl Allocation {
+    /// What the allocation takes from its node.
+    pub fn amounts(&self) -> ResourceAmounts {
+        ResourceAmounts {
+            compute_milli: self.compute_milli,
+            memory_bytes: self.memory_bytes,
+            device_milli: self.devices.iter().map(|d| u64::from(d.share_milli)).sum(),
+            device_memory_bytes: self.devices.iter().map(|d| d.memory_bytes).sum(),
+        }
+    }
+
+    /// `namespace/workload/replica`, for messages and logs.
+    pub fn replica_key(&self) -> String {
+        format!("{}/{}/{}", self.namespace, self.workload, self.replica)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts_add_device_shares() {
+        let a = Allocation {
+            compute_milli: 2000,
+            memory_bytes: 5,
+            devices: vec![
+                DeviceBinding {
+                    index: 0,
+                    share_milli: 1000,
+                    memory_bytes: 80,
+                    ..DeviceBinding::default()
+                },
+                DeviceBinding {
+                    index: 1,
+                    share_milli: 250,
+                    memory_bytes: 20,
+                    ..DeviceBinding::default()
+                },
+            ],
+            ..Allocation::default()
+        };
+        let amounts = a.amounts();
+        assert_eq!(amounts.device_milli, 1250);
+        assert_eq!(amounts.device_memory_bytes, 100);
+        assert!(a.devices[0].is_whole());
+        assert!(!a.devices[1].is_whole());
+    }
+}

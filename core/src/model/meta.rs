@@ -1,0 +1,68 @@
+//! Identity and bookkeeping carried by every stored object.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::time::UnixMillis;
+
+/// Namespace of namespaced objects created without one.
+pub const DEFAULT_NAMESPACE: &str = "default";
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ObjectMeta {
+    pub name: String,
+    /// Empty for cluster-scoped objects (nodes, queues).
+    pub namespace: String,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    /// Server-assigned id of this incarnation.
+    pub uid: String,
+    /// Incremented on every spec change.
+    pub generation: i64,
+    /// Store revision of the last write (the store fills it in on read).
+    pub resource_version: i64,
+    pub created: UnixMillis,
+    /// Set when a graceful deletion is under way.
+    pub deleted: Option<UnixMillis>,
+}
+
+impl ObjectMeta {
+    /// Meta of a namespaced object.
+    pub fn namespaced(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            namespace: namespace.into(),
+            ..Self::default()
+        }
+    }
+
+    /// Meta of a cluster-scoped object.
+    pub fn cluster(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            ..Self::default()
+        }
+    }
+
+    /// `namespace/name`, or `name` for cluster-scoped objects: for messages and logs.
+    pub fn key(&self) -> String {
+        if self.namespace.is_empty() {
+            self.name.clone()
+        } else {
+            format!("{}/{}", self.namespace, self.name)
+        }
+    }
+}
+
+/// Points at another object, e.g. the subject of an event.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ObjectRef {
+    /// "Workload", "InferenceService", "TrainingJob", "Node", "Queue".
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+}

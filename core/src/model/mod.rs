@@ -1,0 +1,46 @@
+//! The domain model: Rust types separate from the wire (prost) types, serialized with serde for
+//! storage and for files people write. Quantities are integers in universal units
+//! (see [`crate::units`]); serde writes the ones people edit as quantity strings.
+
+pub mod allocation;
+pub mod cluster;
+pub mod condition;
+pub mod event;
+pub mod inference;
+pub mod inventory;
+pub mod meta;
+pub mod node;
+pub mod placement;
+pub mod queue;
+pub mod resources;
+pub mod selector;
+pub mod status;
+pub mod taint;
+pub mod time;
+pub mod training;
+pub mod workload;
+
+pub use allocation::{Allocation, DeviceBinding};
+pub use cluster::{
+    ClusterSummary, DeviceModelSummary, NodeClassSummary, NodeCounts, WorkloadCounts,
+};
+pub use condition::{Condition, ConditionStatus};
+pub use event::{Event, EventSource, EventType};
+pub use inference::{
+    Autoscaling, InferenceServiceSpec, Probe, ProbeAction, ReplicaCount, RollingUpdate,
+    ScalingMetric,
+};
+pub use inventory::{AcceleratorDevice, CpuInfo, Inventory, MigMode, NumaNode};
+pub use meta::{ObjectMeta, ObjectRef, DEFAULT_NAMESPACE};
+pub use node::{DeviceUsage, Node, NodeSpec, NodeStatus};
+pub use placement::{Placement, Preference};
+pub use queue::{Queue, QueueSpec, QueueStatus, Quota};
+pub use resources::{AcceleratorRequest, Interconnect, ResourceAmounts, Resources};
+pub use selector::{Operator, Requirement, Selector};
+pub use status::{ReplicaPhase, ReplicaStatus, ReplicaView, WorkloadPhase, WorkloadStatus};
+pub use taint::{Taint, TaintEffect, Toleration, TolerationOperator};
+pub use time::UnixMillis;
+pub use training::{RetryPolicy, TrainingJobSpec, WorkerCount, DEFAULT_MASTER_PORT};
+pub use workload::{
+    priority, EnvVar, ReplicaTemplate, Workload, WorkloadKind, WorkloadSpec, DEFAULT_QUEUE,
+};

@@ -1,0 +1,155 @@
+//! The replica template: command, environment, resources and placement.
+
+use super::names::{env_var_name, label_key};
+use super::{check_le, check_name_lists, MAX_DEVICES_PER_REPLICA};
+use crate::error::FieldErrors;
+use crate::model::{
+    AcceleratorRequest, Placement, ReplicaTemplate, Resources, TaintEffect, TolerationOperator,
+    WorkloadKind,
+};
+
+/// Environment variables Universal sets itself; a template may not set them.
+pub const RESERVED_ENV: &[&str] = &[
+    "CUDA_VISIBLE_DEVICES",
+    "NVIDIA_VISIBLE_DEVICES",
+    "WORLD_SIZE",
+    "RANK",
+    "LOCAL_RANK",
+    "LOCAL_WORLD_SIZE",
+    "MASTER_ADDR",
+    "MASTER_PORT",
+    "PORT",
+];
+
+pub(crate) fn template_errors(
+    t: &ReplicaTemplate,
+    kind: WorkloadKind,
+    path: &str,
+    errs: &mut FieldErrors,
+) {
+    match t.command.first() {
+        None => errs.push(format!("{path}.command"), "required"),
+        Some(c) if c.trim().is_empty() => {
+            errs.push(format!("{path}.command[0]"), "must not be empty")
+        }
+        Some(_) => {}
+    }
+    for (i, e) in t.env.iter().enumerate() {
+        let at = format!("{path}.env[{i}].name");
+        if let Err(msg) = env_var_name(&e.name) {
+            errs.push(at, msg);
+        } else if RESERVED_ENV.contains(&e.name.as_str()) {
+            errs.push(at, format!("{} is set by Universal", e.name));
+        } else if t.env[..i].iter().any(|o| o.name == e.name) {
+            errs.push(at, format!("duplicate {:?}", e.name));
+        }
+    }
+    if !t.working_dir.is_empty() && !t.working_dir.starts_with('/') {
+        errs.push(format!("{path}.working_dir"), "must be an absolute path");
+    }
+    resources_errors(&t.resources, kind, &format!("{path}.resources"), errs);
+    placement_errors(&t.placement, &format!("{path}.placement"), errs);
+}
+
+fn resources_errors(r: &Resources, kind: WorkloadKind, path: &str, errs: &mut FieldErrors) {
+    if r.compute_milli == 0 {
+        errs.push(format!("{path}.compute"), "must be greater than 0");
+    }
+    if r.memory_bytes == 0 {
+        errs.push(format!("{path}.memory"), "must be greater than 0");
+    }
+    if let Some(a) = &r.accelerator {
+        accelerator_errors(a, kind, &format!("{path}.accelerator"), errs);
+    }
+}
+
+fn accelerator_errors(
+    a: &AcceleratorRequest,
+    kind: WorkloadKind,
+    path: &str,
+    errs: &mut FieldErrors,
+) {
+    if a.memory_bytes == 0 {
+        errs.push(format!("{path}.memory"), "must be greater than 0");
+    }
+    if !a.bf16_tflops.is_finite() || a.bf16_tflops < 0.0 {
+        errs.push(
+            format!("{path}.bf16_tflops"),
+            format!("must be a finite number >= 0, got {}", a.bf16_tflops),
+        );
+    }
+    if a.min_devices == 0 {
+        errs.push(format!("{path}.min_devices"), "must be at least 1");
+    }
+    check_le(
+        errs,
+        &format!("{path}.min_devices"),
+        a.min_devices,
+        &format!("{path}.max_devices"),
+        a.max_devices,
+    );
+    if a.max_devices > MAX_DEVICES_PER_REPLICA {
+        errs.push(
+            format!("{path}.max_devices"),
+            format!("must be at most {MAX_DEVICES_PER_REPLICA}"),
+        );
+    }
+    if a.shareable && (a.max_devices != 1 || a.min_devices != 1) {
+        errs.push(
+            format!("{path}.shareable"),
+            "a fractional (shareable) request must use exactly one device: set min_devices and \
+             max_devices to 1",
+        );
+    }
+    if a.interconnect == crate::model::Interconnect::SameNode
+        && kind == WorkloadKind::InferenceService
+    {
+        errs.push(
+            format!("{path}.interconnect"),
+            "same_node applies to training jobs; an inference replica is always on one node",
+        );
+    }
+    check_name_lists(
+        errs,
+        path,
+        "allowed_models",
+        &a.allowed_models,
+        "forbidden_models",
+        &a.forbidden_models,
+    );
+}
+
+fn placement_errors(p: &Placement, path: &str, errs: &mut FieldErrors) {
+    check_name_lists(
+        errs,
+        path,
+        "allowed_classes",
+        &p.allowed_classes,
+        "forbidden_classes",
+        &p.forbidden_classes,
+    );
+    for (i, t) in p.tolerations.iter().enumerate() {
+        let at = format!("{path}.tolerations[{i}]");
+        if !t.key.is_empty() {
+            if let Err(e) = label_key(&t.key) {
+                errs.push(format!("{at}.key"), e);
+            }
+        }
+        match t.operator {
+            TolerationOperator::Exists if !t.value.is_empty() => {
+                errs.push(format!("{at}.value"), "must be empty with operator Exists")
+            }
+            TolerationOperator::Equal if t.key.is_empty() => errs.push(
+                format!("{at}.key"),
+                "required with operator Equal (use Exists to tolerate every taint)",
+            ),
+            _ => {}
+        }
+        if t.toleration_seconds.is_some() && t.effect != Some(TaintEffect::NoExecute) {
+            errs.push(
+                format!("{at}.toleration_seconds"),
+                "only allowed with effect NoExecute",
+            );
+        }
+    }
+}

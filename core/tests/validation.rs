@@ -1,0 +1,324 @@
+//! Validation reports every problem at once, by field path; requests convert and validate in
+//! one step.
+
+use uni_core::convert::{queue_from_request, workload_from_request};
+use uni_core::error::FieldErrors;
+use uni_core::model::*;
+use uni_core::validate::{
+    validate_node, validate_queue, validate_workload, validate_workload_update,
+};
+use uni_core::Error;
+use uni_proto::v1 as pb;
+
+/// A valid inference service as a person would write it (the domain's YAML form).
+const CHAT_YAML: &str = r#"
+meta:
+  name: chat
+  namespace: team-a
+  labels: {app: chat}
+spec:
+  inference:
+    template:
+      command: [python, -m, serve]
+      env: [{name: HF_HOME, value: /cache}]
+      resources:
+        compute: 4
+        memory: 64Gi
+        accelerator: {memory: 80Gi, max_devices: 2, interconnect: nvlink}
+      placement:
+        node_selector: "zone in (a,b)"
+        tolerations: [{key: gpu, operator: Exists}]
+    replicas: {min: 1, max: 4, desired: 2}
+    readiness_probe:
+      action: {http_get: {path: /healthz}}
+    autoscaling: {target: 8}
+"#;
+
+const JOB_YAML: &str = r#"
+meta: {name: pretrain, namespace: team-a}
+spec:
+  training:
+    template:
+      command: [torchrun, train.py]
+      resources: {compute: 16, memory: 256Gi, accelerator: {memory: 640Gi, min_devices: 8, max_devices: 8}}
+    workers: {min: 2, max: 4}
+    preemptible: true
+"#;
+
+fn paths(err: Error) -> Vec<String> {
+    match err {
+        Error::Invalid(FieldErrors(errs)) => errs.into_iter().map(|e| e.path).collect(),
+        other => panic!("expected Invalid, got {other}"),
+    }
+}
+
+fn message(err: &Error, path: &str) -> String {
+    match err {
+        Error::Invalid(FieldErrors(errs)) => errs
+            .iter()
+            .find(|e| e.path == path)
+            .map(|e| e.message.clone())
+            .unwrap_or_else(|| panic!("no error at {path}: {err}")),
+        other => panic!("expected Invalid, got {other}"),
+    }
+}
+
+#[test]
+fn written_specs_are_valid_and_defaulted() {
+    let chat: Workload = serde_yaml::from_str(CHAT_YAML).expect("parse chat");
+    validate_workload(&chat).expect("chat is valid");
+    let WorkloadSpec::Inference(s) = &chat.spec else {
+        panic!("inference expected");
+    };
+    assert_eq!(s.priority, priority::HIGH);
+    assert_eq!(s.template.resources.compute_milli, 4000);
+    assert_eq!(
+        s.readiness_probe.as_ref().map(|p| p.period_seconds),
+        Some(10)
+    );
+
+    let job: Workload = serde_yaml::from_str(JOB_YAML).expect("parse job");
+    validate_workload(&job).expect("job is valid");
+    assert_eq!(job.spec.gang_size(), 2);
+    assert_eq!(job.spec.priority(), priority::NORMAL);
+
+    // Unknown fields are typos, not silently ignored.
+    let typo = CHAT_YAML.replace("desired: 2", "desird: 2");
+    let err = serde_yaml::from_str::<Workload>(&typo).expect_err("typo");
+    assert!(err.to_string().contains("desird"), "{err}");
+}
+
+#[test]
+fn inference_spec_reports_every_problem_by_path() {
+    let mut w: Workload = serde_yaml::from_str(CHAT_YAML).expect("parse");
+    w.meta.name = "Chat_Service".into();
+    w.meta.labels.insert("bad key!".into(), "v".into());
+    let WorkloadSpec::Inference(s) = &mut w.spec else {
+        panic!("inference expected");
+    };
+    s.template.command.clear();
+    s.template.env.push(EnvVar::new("1BAD", "x"));
+    s.template.env.push(EnvVar::new("RANK", "0"));
+    s.template.env.push(EnvVar::new("HF_HOME", "again"));
+    s.template.working_dir = "relative/dir".into();
+    s.template.resources.memory_bytes = 0;
+    if let Some(a) = s.template.resources.accelerator.as_mut() {
+        a.shareable = true;
+        a.bf16_tflops = f64::NAN;
+        a.allowed_models = vec!["A100".into()];
+        a.forbidden_models = vec!["A100".into()];
+    }
+    s.template.placement.tolerations.push(Toleration {
+        key: String::new(),
+        operator: TolerationOperator::Equal,
+        toleration_seconds: Some(5),
+        ..Toleration::default()
+    });
+    s.replicas = ReplicaCount {
+        min: 3,
+        max: 5,
+        desired: 9,
+    };
+    if let Some(p) = s.readiness_probe.as_mut() {
+        p.timeout_seconds = 30;
+        p.failure_threshold = 0;
+    }
+    s.liveness_probe = Some(Probe {
+        success_threshold: 2,
+        ..Probe::default()
+    });
+    s.autoscaling = Some(Autoscaling {
+        target: -1.0,
+        ..Autoscaling::default()
+    });
+    s.priority = 5000;
+    s.rolling_update = RollingUpdate {
+        max_surge: 0,
+        max_unavailable: 0,
+    };
+    s.queue = String::new();
+
+    let err = validate_workload(&w).expect_err("invalid");
+    let got = paths(err);
+    let want = [
+        "meta.name",
+        "meta.labels",
+        "spec.template.command",
+        "spec.template.env[1].name",
+        "spec.template.env[2].name",
+        "spec.template.env[3].name",
+        "spec.template.working_dir",
+        "spec.template.resources.memory",
+        "spec.template.resources.accelerator.bf16_tflops",
+        "spec.template.resources.accelerator.shareable",
+        "spec.template.resources.accelerator.forbidden_models[0]",
+        "spec.template.placement.tolerations[1].key",
+        "spec.template.placement.tolerations[1].toleration_seconds",
+        "spec.replicas.desired",
+        "spec.readiness_probe.failure_threshold",
+        "spec.readiness_probe.timeout_seconds",
+        "spec.liveness_probe.success_threshold",
+        "spec.autoscaling.target",
+        "spec.rolling_update",
+        "spec.priority",
+        "spec.queue",
+    ];
+    for path in want {
+        assert!(got.iter().any(|p| p == path), "missing {path} in {got:?}");
+    }
+    assert_eq!(got.len(), want.len(), "{got:?}");
+}
+
+#[test]
+fn training_spec_messages_say_what_is_wrong() {
+    let mut w: Workload = serde_yaml::from_str(JOB_YAML).expect("parse");
+    let WorkloadSpec::Training(s) = &mut w.spec else {
+        panic!("training expected");
+    };
+    s.workers = WorkerCount { min: 4, max: 2 };
+    s.retry.backoff_seconds = 600;
+    s.grace_period_seconds = 100_000;
+    if let Some(a) = s.template.resources.accelerator.as_mut() {
+        a.min_devices = 9;
+        a.interconnect = Interconnect::SameNode;
+    }
+    let err = validate_workload(&w).expect_err("invalid");
+    assert_eq!(
+        message(&err, "spec.workers.min"),
+        "must be <= spec.workers.max (2)"
+    );
+    assert_eq!(
+        message(&err, "spec.retry.backoff_seconds"),
+        "must be <= spec.retry.max_backoff_seconds (300)"
+    );
+    assert!(message(&err, "spec.grace_period_seconds").contains("between 0 and 86400"));
+    assert!(message(&err, "spec.template.resources.accelerator.min_devices").contains("<="));
+    let text = err.to_string();
+    assert!(text.starts_with("invalid request: "), "{text}");
+    assert_eq!(paths(err).len(), 4);
+}
+
+#[test]
+fn updates_keep_the_kind() {
+    let chat: Workload = serde_yaml::from_str(CHAT_YAML).expect("parse");
+    let mut job: Workload = serde_yaml::from_str(JOB_YAML).expect("parse");
+    job.meta = chat.meta.clone();
+    validate_workload_update(&chat, &chat).expect("same kind");
+    let err = validate_workload_update(&chat, &job).expect_err("kind change");
+    assert!(message(&err, "spec").contains("InferenceService to TrainingJob"));
+}
+
+#[test]
+fn requests_report_conversion_and_validation_problems_together() {
+    let chat: Workload = serde_yaml::from_str(CHAT_YAML).expect("parse");
+    let mut wire = pb::Workload::from(&chat);
+    wire.meta.as_mut().expect("meta").name = "-bad".into();
+    let Some(pb::workload::Spec::Inference(spec)) = wire.spec.as_mut() else {
+        panic!("inference expected");
+    };
+    spec.priority = Some(-1);
+    let resources = spec
+        .template
+        .as_mut()
+        .and_then(|t| t.resources.as_mut())
+        .expect("resources");
+    resources.memory = "12Qi".into();
+
+    let err = workload_from_request(&wire).expect_err("invalid");
+    assert_eq!(
+        err.to_string(),
+        "invalid request: spec.template.resources.memory: invalid quantity \"12Qi\": unknown \
+         suffix \"Qi\"; meta.name: \"-bad\" must consist of lowercase letters, digits and '-', \
+         and start and end with a letter or digit; spec.priority: must be between 0 and 1000, \
+         got -1"
+    );
+
+    let ok = workload_from_request(&pb::Workload::from(&chat)).expect("valid");
+    assert_eq!(ok.spec, chat.spec);
+}
+
+#[test]
+fn queues_guarantee_at_most_their_maximum() {
+    let q = Queue {
+        meta: ObjectMeta::cluster("research"),
+        spec: QueueSpec {
+            guaranteed: Quota {
+                compute_milli: Some(64_000),
+                memory_bytes: Some(1 << 40),
+                devices: Some(9),
+                device_memory_bytes: Some(1),
+            },
+            max: Quota {
+                compute_milli: Some(32_000),
+                memory_bytes: None,
+                devices: Some(8),
+                device_memory_bytes: Some(1),
+            },
+            priority: 500,
+            weight: 0,
+        },
+        status: QueueStatus::default(),
+    };
+    let err = validate_queue(&q).expect_err("invalid");
+    assert_eq!(
+        message(&err, "spec.guaranteed.compute"),
+        "must be <= spec.max.compute (32)"
+    );
+    assert_eq!(
+        message(&err, "spec.guaranteed.devices"),
+        "must be <= spec.max.devices (8)"
+    );
+    assert!(message(&err, "spec.weight").contains("between 1 and 1000"));
+    assert_eq!(paths(err).len(), 3);
+
+    let mut namespaced = Queue::default();
+    namespaced.meta = ObjectMeta::namespaced("team-a", "q");
+    let err = validate_queue(&namespaced).expect_err("namespaced queue");
+    assert!(message(&err, "meta.namespace").contains("cluster-scoped"));
+
+    let wire = pb::Queue {
+        meta: Some(pb::ObjectMeta {
+            name: "batch".into(),
+            ..Default::default()
+        }),
+        spec: Some(pb::QueueSpec {
+            max: Some(pb::Quota {
+                compute: "1.5k".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        status: None,
+    };
+    let q = queue_from_request(&wire).expect("valid");
+    assert_eq!(q.spec.max.compute_milli, Some(1_500_000));
+    assert_eq!(q.spec.weight, 1);
+}
+
+#[test]
+fn nodes_use_host_names_and_valid_taints() {
+    let mut n = Node::default();
+    n.meta.name = "gpu-01.rack-3.example".into();
+    n.spec.taints = vec![
+        Taint {
+            key: "universal.dev/maintenance".into(),
+            ..Taint::default()
+        },
+        Taint {
+            key: "universal.dev/maintenance".into(),
+            ..Taint::default()
+        },
+        Taint {
+            key: "bad key".into(),
+            ..Taint::default()
+        },
+    ];
+    let err = validate_node(&n).expect_err("invalid");
+    assert_eq!(
+        paths(err),
+        vec![
+            "spec.taints[1]".to_string(),
+            "spec.taints[2].key".to_string()
+        ]
+    );
+}
