@@ -1,6 +1,7 @@
 //! `uni-bench`: Universal's benchmarks. Each subcommand measures and reports; none asserts.
 
 mod store;
+mod throughput;
 
 use clap::{Parser, Subcommand};
 
@@ -15,11 +16,14 @@ struct Cli {
 enum Command {
     /// Batched write rate of the store layer, etcd and embedded side by side.
     Store(store::Args),
+    /// End-to-end placements/s through the API, against etcd's raw batched-write rate.
+    Throughput(throughput::Args),
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Store(args) => store::run(args).await,
+        Command::Throughput(args) => throughput::run(args).await,
     }
 }

@@ -1,1 +1,11 @@
 //! The Universal control plane: API, admission, queue, placement, node lifecycle.
+
+pub mod api;
+pub mod cache;
+pub mod config;
+pub mod error;
+pub mod leader;
+pub mod metrics;
+pub mod placement;
+pub mod schedule;
+pub mod server;

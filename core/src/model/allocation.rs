@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::resources::ResourceAmounts;
 use super::time::UnixMillis;
+use super::workload::EnvVar;
 use crate::units::MILLI_PER_DEVICE;
 
 /// One accelerator device (or a share of it) bound to a replica.
@@ -44,6 +45,10 @@ pub struct Allocation {
     /// Workload generation this allocation was placed for (older during a rolling update).
     pub generation: i64,
     pub created: UnixMillis,
+    /// Variables the scheduler sets for this replica, e.g. a training worker's `RANK`,
+    /// `WORLD_SIZE`, `MASTER_ADDR` and `MASTER_PORT`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<EnvVar>,
 }
 
 impl Allocation {

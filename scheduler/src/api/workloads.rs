@@ -1,0 +1,261 @@
+//! WorkloadService: workloads are read from and written to the store (consistent on every
+//! replica); their status is joined at read time with what the cache knows about replicas.
+
+use std::sync::Arc;
+
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+use uni_core::convert::{workload_from_request, workload_kind_filter};
+use uni_core::model::{UnixMillis, Workload, WorkloadStatus};
+use uni_core::store::keys::{TypedKey, WorkloadKey};
+use uni_core::validate::{validate_workload, validate_workload_update};
+use uni_proto::v1 as pb;
+use uni_proto::v1::workload_service_server::WorkloadService;
+use uuid::Uuid;
+
+use super::create_batch::CreateBatcher;
+use super::paging::{list_store, page_size};
+use super::watch::{self, WatchRequest};
+use super::{args, object, overlay_status, ApiContext};
+use crate::error::Result;
+
+pub struct WorkloadApi {
+    ctx: ApiContext,
+    shutdown: CancellationToken,
+    creates: CreateBatcher,
+}
+
+impl WorkloadApi {
+    /// `shutdown` ends open watches so that the server can drain.
+    pub fn new(ctx: ApiContext, shutdown: CancellationToken) -> Self {
+        let creates = CreateBatcher::spawn(ctx.store.clone(), shutdown.clone());
+        Self {
+            ctx,
+            shutdown,
+            creates,
+        }
+    }
+
+    /// The wire form, with the status derived from the cache.
+    fn view(&self, mut w: Workload) -> pb::Workload {
+        overlay_status(&self.ctx.cache.lock(), &mut w);
+        pb::Workload::from(&w)
+    }
+
+    async fn create(&self, req: pb::CreateWorkloadRequest) -> Result<pb::Workload> {
+        let p = req.workload.ok_or_else(|| args::required("workload"))?;
+        let mut w = workload_from_request(&p)?;
+        let key = WorkloadKey::new(w.meta.namespace.clone(), w.meta.name.clone())?.format();
+        w.meta.uid = Uuid::new_v4().to_string();
+        w.meta.generation = 1;
+        w.meta.created = UnixMillis::now();
+        w.meta.deleted = None;
+        w.meta.resource_version = 0;
+        w.status = WorkloadStatus {
+            replicas_desired: w.spec.desired_replicas(),
+            ..WorkloadStatus::default()
+        };
+        if !req.dry_run {
+            w.meta.resource_version = object::create_batched(&self.creates, &key, &w).await?;
+        }
+        Ok(self.view(w))
+    }
+
+    async fn get(&self, req: pb::GetWorkloadRequest) -> Result<pb::Workload> {
+        let (key, what) = workload_key(&req.namespace, &req.name)?;
+        let (w, _) = object::read::<Workload>(&*self.ctx.store, &key, &what).await?;
+        Ok(self.view(w))
+    }
+
+    async fn list(&self, req: pb::ListWorkloadsRequest) -> Result<pb::ListWorkloadsResponse> {
+        let prefix = if req.all_namespaces {
+            WorkloadKey::prefix()
+        } else {
+            WorkloadKey::namespace_prefix(&args::namespace(&req.namespace)?)
+        };
+        let selector = args::selector("label_selector", &req.label_selector)?;
+        let kind = workload_kind_filter(req.kind)?;
+        let page = list_store::<Workload>(
+            &*self.ctx.store,
+            &prefix,
+            &req.page_token,
+            page_size(req.page_size),
+            |w| selector.matches(&w.meta.labels) && kind.is_none_or(|k| w.kind() == k),
+        )
+        .await?;
+        let workloads = {
+            let state = self.ctx.cache.lock();
+            page.items
+                .into_iter()
+                .map(|mut w| {
+                    overlay_status(&state, &mut w);
+                    pb::Workload::from(&w)
+                })
+                .collect()
+        };
+        Ok(pb::ListWorkloadsResponse {
+            workloads,
+            next_page_token: page.next_token,
+            resource_version: page.revision,
+        })
+    }
+
+    async fn update(&self, req: pb::UpdateWorkloadRequest) -> Result<pb::Workload> {
+        let p = req.workload.ok_or_else(|| args::required("workload"))?;
+        let new = workload_from_request(&p)?;
+        let (key, what) = workload_key(&new.meta.namespace, &new.meta.name)?;
+        let store = &*self.ctx.store;
+        let expected = req.expected_resource_version;
+        let w = object::update(
+            store,
+            &key,
+            &what,
+            expected,
+            req.dry_run,
+            |mut w: Workload| {
+                validate_workload_update(&w, &new)?;
+                if w.spec != new.spec {
+                    w.spec = new.spec.clone();
+                    w.meta.generation += 1;
+                }
+                w.meta.labels = new.meta.labels.clone();
+                w.meta.annotations = new.meta.annotations.clone();
+                Ok(w)
+            },
+        )
+        .await?;
+        Ok(self.view(w))
+    }
+
+    async fn scale(&self, req: pb::ScaleWorkloadRequest) -> Result<pb::Workload> {
+        let (key, what) = workload_key(&req.namespace, &req.name)?;
+        let store = &*self.ctx.store;
+        let expected = req.expected_resource_version;
+        let w = object::update(store, &key, &what, expected, false, |mut w: Workload| {
+            let before = w.spec.clone();
+            w.spec.scale(req.desired, req.min, req.max)?;
+            validate_workload(&w)?;
+            if w.spec != before {
+                w.meta.generation += 1;
+            }
+            Ok(w)
+        })
+        .await?;
+        Ok(self.view(w))
+    }
+
+    /// Removes the key; the leader sees the deletion and stops and frees the replicas.
+    async fn delete(&self, req: pb::DeleteWorkloadRequest) -> Result<pb::DeleteWorkloadResponse> {
+        let (key, what) = workload_key(&req.namespace, &req.name)?;
+        let store = &*self.ctx.store;
+        let (mut w, revision) =
+            object::delete::<Workload>(store, &key, &what, req.expected_resource_version).await?;
+        w.meta.deleted = Some(UnixMillis::now());
+        w.meta.resource_version = revision;
+        Ok(pb::DeleteWorkloadResponse {
+            workload: Some(self.view(w)),
+        })
+    }
+
+    async fn watch(
+        &self,
+        req: pb::WatchWorkloadsRequest,
+    ) -> Result<ReceiverStream<Result<pb::WatchWorkloadsResponse, Status>>> {
+        let prefix = if req.all_namespaces {
+            WorkloadKey::prefix()
+        } else {
+            WorkloadKey::namespace_prefix(&args::namespace(&req.namespace)?)
+        };
+        let selector = args::selector("label_selector", &req.label_selector)?;
+        let kind = workload_kind_filter(req.kind)?;
+        let narrowed = !selector.is_empty() || kind.is_some();
+        let request = WatchRequest {
+            prefix,
+            resource_version: req.resource_version,
+            allow_bookmarks: req.allow_bookmarks,
+            matches: Box::new(move |w: &Workload| {
+                selector.matches(&w.meta.labels) && kind.is_none_or(|k| w.kind() == k)
+            }),
+            narrowed,
+        };
+        let cache = self.ctx.cache.clone();
+        let respond = Arc::new(move |ty: pb::WatchEventType, w: Option<Workload>, rev| {
+            let workload = w.map(|mut w| {
+                // A deleted workload keeps its last state; others show their live status.
+                if ty != pb::WatchEventType::Deleted {
+                    overlay_status(&cache.lock(), &mut w);
+                }
+                pb::Workload::from(&w)
+            });
+            pb::WatchWorkloadsResponse {
+                r#type: ty.into(),
+                workload,
+                resource_version: rev,
+            }
+        });
+        let store = self.ctx.store.clone();
+        watch::start(store, request, respond, self.shutdown.clone()).await
+    }
+}
+
+/// The store key of a workload and how messages name it.
+fn workload_key(namespace: &str, name: &str) -> Result<(String, String)> {
+    let ns = args::namespace(namespace)?;
+    let key = WorkloadKey::new(ns.clone(), name)?;
+    Ok((key.format(), format!("workload {ns}/{name}")))
+}
+
+#[tonic::async_trait]
+impl WorkloadService for WorkloadApi {
+    async fn create_workload(
+        &self,
+        req: Request<pb::CreateWorkloadRequest>,
+    ) -> Result<Response<pb::Workload>, Status> {
+        Ok(Response::new(self.create(req.into_inner()).await?))
+    }
+
+    async fn get_workload(
+        &self,
+        req: Request<pb::GetWorkloadRequest>,
+    ) -> Result<Response<pb::Workload>, Status> {
+        Ok(Response::new(self.get(req.into_inner()).await?))
+    }
+
+    async fn list_workloads(
+        &self,
+        req: Request<pb::ListWorkloadsRequest>,
+    ) -> Result<Response<pb::ListWorkloadsResponse>, Status> {
+        Ok(Response::new(self.list(req.into_inner()).await?))
+    }
+
+    async fn update_workload(
+        &self,
+        req: Request<pb::UpdateWorkloadRequest>,
+    ) -> Result<Response<pb::Workload>, Status> {
+        Ok(Response::new(self.update(req.into_inner()).await?))
+    }
+
+    async fn scale_workload(
+        &self,
+        req: Request<pb::ScaleWorkloadRequest>,
+    ) -> Result<Response<pb::Workload>, Status> {
+        Ok(Response::new(self.scale(req.into_inner()).await?))
+    }
+
+    async fn delete_workload(
+        &self,
+        req: Request<pb::DeleteWorkloadRequest>,
+    ) -> Result<Response<pb::DeleteWorkloadResponse>, Status> {
+        Ok(Response::new(self.delete(req.into_inner()).await?))
+    }
+
+    type WatchWorkloadsStream = ReceiverStream<Result<pb::WatchWorkloadsResponse, Status>>;
+
+    async fn watch_workloads(
+        &self,
+        req: Request<pb::WatchWorkloadsRequest>,
+    ) -> Result<Response<Self::WatchWorkloadsStream>, Status> {
+        Ok(Response::new(self.watch(req.into_inner()).await?))
+    }
+}

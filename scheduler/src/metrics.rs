@@ -1,0 +1,143 @@
+//! Prometheus metrics of the control plane, served on `/metrics`.
+
+use std::sync::Arc;
+
+use axum::{extract::State, http::header, response::IntoResponse, routing::get, Router};
+use prometheus::{
+    exponential_buckets, Encoder, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec,
+    IntGauge, Opts, Registry, TextEncoder,
+};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub struct Metrics {
+    registry: Registry,
+    /// Time to decide one placement (filter, score, select, reserve), in seconds.
+    pub placement_duration: Histogram,
+    /// Time from a workload's creation to its allocations being committed, in seconds.
+    pub submit_to_placed: Histogram,
+    /// Time of one leader-fenced commit transaction, in seconds.
+    pub commit_duration: Histogram,
+    pub queue_depth: IntGauge,
+    pub placements: IntCounter,
+    pub failures: IntCounterVec,
+    pub evictions: IntCounterVec,
+    pub is_leader: IntGauge,
+    pub capacity: GaugeVec,
+    pub allocated: GaugeVec,
+    pub nodes: GaugeVec,
+}
+
+fn histogram(name: &str, help: &str, start: f64) -> prometheus::Result<Histogram> {
+    Histogram::with_opts(
+        HistogramOpts::new(name, help).buckets(exponential_buckets(start, 2.0, 20)?),
+    )
+}
+
+impl Metrics {
+    pub fn new() -> prometheus::Result<Arc<Self>> {
+        let p = "universal_scheduler_";
+        let m = Self {
+            registry: Registry::new(),
+            placement_duration: histogram(
+                &format!("{p}placement_duration_seconds"),
+                "Time to decide one placement: filter, score, select and reserve.",
+                0.000_001,
+            )?,
+            submit_to_placed: histogram(
+                &format!("{p}submit_to_placed_seconds"),
+                "Time from a workload's creation to its allocations being committed.",
+                0.001,
+            )?,
+            commit_duration: histogram(
+                &format!("{p}commit_duration_seconds"),
+                "Time of one leader-fenced commit transaction.",
+                0.0001,
+            )?,
+            queue_depth: IntGauge::new(
+                format!("{p}queue_depth"),
+                "Workloads waiting for placement, including those backing off.",
+            )?,
+            placements: IntCounter::new(
+                format!("{p}placements_total"),
+                "Replicas placed and committed.",
+            )?,
+            failures: IntCounterVec::new(
+                Opts::new(
+                    format!("{p}placement_failures_total"),
+                    "Placement attempts that found no node, by the most common reason.",
+                ),
+                &["reason"],
+            )?,
+            evictions: IntCounterVec::new(
+                Opts::new(
+                    format!("{p}evictions_total"),
+                    "Allocations removed from nodes.",
+                ),
+                &["reason"],
+            )?,
+            is_leader: IntGauge::new(format!("{p}is_leader"), "1 while this replica leads.")?,
+            capacity: GaugeVec::new(
+                Opts::new(
+                    "universal_cluster_capacity",
+                    "Allocatable capacity of ready nodes, per resource class.",
+                ),
+                &["resource"],
+            )?,
+            allocated: GaugeVec::new(
+                Opts::new(
+                    "universal_cluster_allocated",
+                    "Capacity allocated to workloads, per resource class.",
+                ),
+                &["resource"],
+            )?,
+            nodes: GaugeVec::new(
+                Opts::new("universal_cluster_nodes", "Nodes by state."),
+                &["state"],
+            )?,
+        };
+        m.registry
+            .register(Box::new(m.placement_duration.clone()))?;
+        m.registry.register(Box::new(m.submit_to_placed.clone()))?;
+        m.registry.register(Box::new(m.commit_duration.clone()))?;
+        m.registry.register(Box::new(m.queue_depth.clone()))?;
+        m.registry.register(Box::new(m.placements.clone()))?;
+        m.registry.register(Box::new(m.failures.clone()))?;
+        m.registry.register(Box::new(m.evictions.clone()))?;
+        m.registry.register(Box::new(m.is_leader.clone()))?;
+        m.registry.register(Box::new(m.capacity.clone()))?;
+        m.registry.register(Box::new(m.allocated.clone()))?;
+        m.registry.register(Box::new(m.nodes.clone()))?;
+        Ok(Arc::new(m))
+    }
+
+    /// The exposition text.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        // Encoding into a Vec only fails on invalid metric families, which `new` rules out.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8_lossy(&buf).into_owned()
+    }
+}
+
+async fn metrics(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        m.render(),
+    )
+}
+
+/// Serves `/metrics` (and `/healthz`) until `shutdown` is cancelled.
+pub async fn serve(
+    listener: TcpListener,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let app = Router::new()
+        .route("/metrics", get(self::metrics))
+        .route("/healthz", get(|| async { "ok" }))
+        .with_state(metrics);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}

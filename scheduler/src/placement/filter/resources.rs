@@ -1,0 +1,38 @@
+//! Host compute and memory.
+
+use crate::placement::node_state::NodeState;
+use crate::placement::request::PodRequest;
+
+use super::Reason;
+
+pub fn check(node: &NodeState, req: &PodRequest) -> Result<(), Reason> {
+    if req.compute_milli > node.free_compute_milli() {
+        Err("insufficient compute")
+    } else if req.memory_bytes > node.free_memory_bytes() {
+        Err("insufficient memory")
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::placement::snapshot::WorkloadRef;
+
+    #[test]
+    fn compute_then_memory() {
+        let mut n = NodeState::new("n", 4000, 100);
+        let w = WorkloadRef::new("ns", "w");
+        assert_eq!(check(&n, &PodRequest::new(w.clone(), 4000, 100)), Ok(()));
+        n.used_compute_milli = 1;
+        assert_eq!(
+            check(&n, &PodRequest::new(w.clone(), 4000, 100)),
+            Err("insufficient compute")
+        );
+        assert_eq!(
+            check(&n, &PodRequest::new(w, 1000, 101)),
+            Err("insufficient memory")
+        );
+    }
+}

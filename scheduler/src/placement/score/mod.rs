@@ -1,0 +1,105 @@
+//! Score plugins: pure functions of a node, a candidate shape and the request, each 0..100
+//! (higher is better), combined as the policy's weighted mean.
+
+pub mod cost;
+pub mod fragmentation;
+pub mod packing;
+pub mod spread;
+
+use uni_core::model::Preference;
+
+use super::node_state::NodeState;
+use super::policy::Policy;
+use super::request::PodRequest;
+use super::shape::Shape;
+
+/// A candidate's measures before cost is normalized against the other candidates.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Measures {
+    pub usd_per_hour: f64,
+    pub tflops: f64,
+    /// Weighted sum of the plugins that need no normalization.
+    pub partial: f64,
+}
+
+/// What cost scores are relative to: the cheapest and the fastest candidate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Best {
+    pub usd_per_hour: f64,
+    pub tflops: f64,
+}
+
+impl Best {
+    pub const NONE: Best = Best {
+        usd_per_hour: f64::INFINITY,
+        tflops: 0.0,
+    };
+
+    pub fn include(&mut self, m: &Measures) {
+        self.usd_per_hour = self.usd_per_hour.min(m.usd_per_hour);
+        self.tflops = self.tflops.max(m.tflops);
+    }
+}
+
+/// Per-node work shared by the node's shapes.
+#[derive(Debug, Clone, Copy)]
+pub struct NodeContext {
+    pub fragmentation_before: f64,
+}
+
+impl NodeContext {
+    pub fn new(node: &NodeState, policy: &Policy) -> Self {
+        let fragmentation_before = if policy.weights.fragmentation > 0.0 {
+            fragmentation::of_node(node, 0, 0, &Shape::CPU_ONLY, &policy.typical_shapes)
+        } else {
+            0.0
+        };
+        Self {
+            fragmentation_before,
+        }
+    }
+}
+
+pub fn measure(
+    node: &NodeState,
+    ctx: &NodeContext,
+    shape: &Shape,
+    req: &PodRequest,
+    policy: &Policy,
+) -> Measures {
+    let w = &policy.weights;
+    let mut partial = w.packing * packing::score(node, shape, req);
+    if w.fragmentation > 0.0 {
+        partial += w.fragmentation
+            * fragmentation::score(
+                node,
+                ctx.fragmentation_before,
+                shape,
+                req,
+                &policy.typical_shapes,
+            );
+    }
+    if req.spread && w.spread > 0.0 {
+        partial += w.spread * spread::score(node, req);
+    }
+    Measures {
+        usd_per_hour: cost::usd_per_hour(node, shape, req),
+        tflops: shape.tflops,
+        partial,
+    }
+}
+
+/// The weighted mean, 0..100.
+pub fn total(m: &Measures, best: &Best, req: &PodRequest, policy: &Policy) -> f64 {
+    let w = &policy.weights;
+    let cost = match req.prefer {
+        Preference::Cost => cost::score(m.usd_per_hour, best.usd_per_hour),
+        Preference::Speed => cost::speed_score(m.tflops, best.tflops),
+    };
+    let spread = if req.spread { w.spread } else { 0.0 };
+    let weights = w.cost + w.packing + w.fragmentation + spread;
+    if weights <= 0.0 {
+        return 0.0;
+    }
+    (m.partial + w.cost * cost) / weights
+}

@@ -1,0 +1,258 @@
+//! Select: walk the index for nodes that can fit, score their shapes, pick the best; gangs
+//! reserve every member or none.
+
+use uni_core::model::{Allocation, DeviceBinding};
+
+use super::filter;
+use super::index::{Group, NodeId};
+use super::node_state::{DeviceState, NodeState};
+pub use super::policy::{
+    default_typical_shapes, Policy, TypicalShape, Weights, DEFAULT_MAX_CANDIDATES,
+};
+use super::request::{GpuDemand, PodRequest};
+use super::score::{self, Best, Measures, NodeContext};
+use super::shape::{self, Shape};
+use super::snapshot::Snapshot;
+pub use super::unschedulable::Unschedulable;
+
+/// Where one replica goes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    pub node: String,
+    pub devices: Vec<DeviceBinding>,
+    /// The policy's weighted score, 0..100.
+    pub score: f64,
+    /// Hourly price of what the replica takes: devices, compute and memory.
+    pub usd_per_hour: f64,
+}
+
+/// One shape on one node, with its measures.
+#[derive(Debug, Clone, Copy)]
+struct Candidate {
+    id: NodeId,
+    shape: Shape,
+    measures: Measures,
+}
+
+/// The best decision for `req`, or why no node can take it.
+pub fn place(
+    snapshot: &Snapshot,
+    req: &PodRequest,
+    policy: &Policy,
+) -> Result<Decision, Unschedulable> {
+    let mut candidates = Vec::new();
+    for group in snapshot.index().groups() {
+        walk_group(snapshot, group, req, policy, &mut candidates);
+    }
+    if candidates.is_empty() {
+        // Nothing fits where the index looked: scan every node to say why. Should the index
+        // ever miss a feasible node, the scan still places on it.
+        scan(snapshot, req, policy, &mut candidates)?;
+    }
+    choose(snapshot, req, policy, &candidates).ok_or_else(|| Unschedulable {
+        nodes: snapshot.len(),
+        ..Unschedulable::default()
+    })
+}
+
+/// Places every member of a gang and reserves each in `snapshot` (an allocation from
+/// `make_alloc(member, decision)`), so later members see earlier ones; if any member fits
+/// nowhere, every reservation is rolled back and the snapshot is as before.
+pub fn place_gang(
+    snapshot: &mut Snapshot,
+    reqs: &[PodRequest],
+    policy: &Policy,
+    mut make_alloc: impl FnMut(usize, &Decision) -> Allocation,
+) -> Result<Vec<(Decision, Allocation)>, Unschedulable> {
+    let mut placed: Vec<(Decision, Allocation)> = Vec::with_capacity(reqs.len());
+    // What each reservation replaced (an allocation with the same id), to restore it.
+    let mut replaced: Vec<Option<Allocation>> = Vec::with_capacity(reqs.len());
+    for (member, req) in reqs.iter().enumerate() {
+        match place(snapshot, req, policy) {
+            Ok(decision) => {
+                let alloc = make_alloc(member, &decision);
+                replaced.push(snapshot.allocation(&alloc.id).cloned());
+                snapshot.add_allocation(&alloc);
+                placed.push((decision, alloc));
+            }
+            Err(why) => {
+                for ((_, alloc), previous) in placed.iter().zip(replaced).rev() {
+                    snapshot.remove_allocation(alloc);
+                    if let Some(previous) = previous {
+                        snapshot.add_allocation(&previous);
+                    }
+                }
+                return Err(why);
+            }
+        }
+    }
+    Ok(placed)
+}
+
+/// Scores the nodes of `group` that can fit, tightest first, up to the policy's bound.
+fn walk_group(
+    snapshot: &Snapshot,
+    group: &Group,
+    req: &PodRequest,
+    policy: &Policy,
+    out: &mut Vec<Candidate>,
+) {
+    if !req.allows_class(&group.class) {
+        return;
+    }
+    let limit = policy.max_candidates.unwrap_or(usize::MAX);
+    let mut feasible = 0;
+    let mut visit = |id: NodeId| -> bool {
+        if let Some(slot) = snapshot.slot(id) {
+            if filter::admits(&slot.node, req).is_ok() && consider(id, &slot.node, req, policy, out)
+            {
+                feasible += 1;
+            }
+        }
+        feasible < limit
+    };
+    match &req.gpu {
+        None => {
+            for &(_, id) in group.by_compute.range((req.compute_milli, 0)..) {
+                if !visit(id) {
+                    break;
+                }
+            }
+        }
+        Some(gpu) => {
+            let models = gpu.models();
+            if !group.models.iter().any(|(m, raw)| models.allows(m, raw)) {
+                return;
+            }
+            match gpu {
+                GpuDemand::Fraction {
+                    milli,
+                    memory_bytes,
+                    tflops,
+                    ..
+                } => {
+                    let least = least_share(group, *milli, *memory_bytes, *tflops);
+                    for &(_, id) in group.by_frac.range((least, 0)..) {
+                        if !visit(id) {
+                            break;
+                        }
+                    }
+                }
+                GpuDemand::Whole { .. } => {
+                    let least = *gpu.device_counts().start();
+                    for &(_, id) in group.by_whole.range((least, 0)..) {
+                        if !visit(id) {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The smallest share a fraction can need on any device of `group`: on its largest, fastest
+/// device.
+fn least_share(group: &Group, milli: Option<u32>, memory: u64, tflops: f64) -> u32 {
+    let largest = DeviceState {
+        memory_bytes: group.max_device_memory,
+        bf16_tflops: group.max_device_tflops,
+        ..DeviceState::default()
+    };
+    // `None`: not even the largest device fits, so no node of the group can.
+    shape::fraction_share(&largest, milli, memory, tflops).unwrap_or(u32::MAX)
+}
+
+/// Adds every shape `req` may take on `node` to `out` (the best over all nodes and shapes wins
+/// in `choose`, with costs normalized over all of them); false when none fits.
+fn consider(
+    id: NodeId,
+    node: &NodeState,
+    req: &PodRequest,
+    policy: &Policy,
+    out: &mut Vec<Candidate>,
+) -> bool {
+    let ctx = NodeContext::new(node, policy);
+    let before = out.len();
+    shape::for_each(node, req, |shape| {
+        out.push(Candidate {
+            id,
+            shape,
+            measures: score::measure(node, &ctx, &shape, req, policy),
+        });
+    });
+    out.len() > before
+}
+
+/// Every node, every filter: candidates where they fit, reasons where they do not.
+fn scan(
+    snapshot: &Snapshot,
+    req: &PodRequest,
+    policy: &Policy,
+    out: &mut Vec<Candidate>,
+) -> Result<(), Unschedulable> {
+    let mut why = Unschedulable {
+        nodes: snapshot.len(),
+        ..Unschedulable::default()
+    };
+    for (id, node) in snapshot.slots() {
+        match filter::check(node, req) {
+            Ok(()) => {
+                if !consider(id, node, req, policy, out) {
+                    *why.reasons
+                        .entry("insufficient accelerators".to_string())
+                        .or_default() += 1;
+                }
+            }
+            Err(reason) => *why.reasons.entry(reason.to_string()).or_default() += 1,
+        }
+    }
+    if out.is_empty() {
+        Err(why)
+    } else {
+        Ok(())
+    }
+}
+
+/// The best-scoring candidate (the first among equals: tightest fit, earliest group).
+fn choose(
+    snapshot: &Snapshot,
+    req: &PodRequest,
+    policy: &Policy,
+    candidates: &[Candidate],
+) -> Option<Decision> {
+    let mut best = Best::NONE;
+    for c in candidates {
+        best.include(&c.measures);
+    }
+    let mut winner: Option<(f64, &Candidate)> = None;
+    for c in candidates {
+        let total = score::total(&c.measures, &best, req, policy);
+        if winner.is_none_or(|(w, _)| total > w) {
+            winner = Some((total, c));
+        }
+    }
+    let (score, c) = winner?;
+    let node = &snapshot.slot(c.id)?.node;
+    Some(Decision {
+        node: node.name.clone(),
+        devices: c.shape.bindings(node),
+        score,
+        usd_per_hour: c.measures.usd_per_hour,
+    })
+}
+
+/// `place` without the index: every node filtered and scored (tests compare the two).
+#[cfg(test)]
+pub(crate) fn place_by_scan(
+    snapshot: &Snapshot,
+    req: &PodRequest,
+    policy: &Policy,
+) -> Result<Decision, Unschedulable> {
+    let mut candidates = Vec::new();
+    scan(snapshot, req, policy, &mut candidates)?;
+    choose(snapshot, req, policy, &candidates).ok_or_else(|| Unschedulable {
+        nodes: snapshot.len(),
+        ..Unschedulable::default()
+    })
+}

@@ -1,0 +1,121 @@
+//! Placement quality: the default policy packs at least as well as best fit, and does not
+//! strand accelerators where best fit does.
+
+use uni_core::model::Interconnect;
+
+use super::fixtures::*;
+use crate::placement::select::{place, Policy};
+use crate::placement::snapshot::Snapshot;
+
+/// A GPU node with 2 free devices but little CPU left, next to a roomy CPU node.
+fn with_cpu_node() -> Snapshot {
+    snapshot([
+        gpu_node("gpu", "nvidia-a100-80gb", 2, 16_000),
+        cpu_node("cpu", 64_000, 256 << 30),
+    ])
+}
+
+/// Two GPU nodes: one with free devices and little CPU, one with every device busy but CPU
+/// left.
+fn gpu_only() -> Snapshot {
+    let mut s = snapshot([
+        gpu_node("free-gpus", "nvidia-a100-80gb", 2, 14_000),
+        gpu_node("busy", "nvidia-a100-80gb", 2, 40_000),
+    ]);
+    let busy = whole(2, 2, 0, Interconnect::Any);
+    let mut reserve = busy.clone();
+    reserve.compute_milli = 20_000;
+    let d = place(&s, &reserve, &Policy::best_fit()).expect("fits");
+    assert_eq!(d.node, "busy");
+    s.add_allocation(&allocation("running", &reserve, &d));
+    s
+}
+
+/// A CPU job, then a one-GPU job needing 8 UCU: does the GPU job still fit?
+fn gpu_job_fits_after_cpu_job(mut s: Snapshot, policy: &Policy) -> (String, bool) {
+    let cpu_job = cpu(12_000);
+    let d = commit(&mut s, &cpu_job, policy, "cpu-job").expect("cpu job fits");
+    let mut gpu_job = whole(1, 1, 0, Interconnect::Any);
+    gpu_job.compute_milli = 8_000;
+    (d.node, place(&s, &gpu_job, policy).is_ok())
+}
+
+#[test]
+fn best_fit_strands_gpus_and_the_default_policy_does_not() {
+    assert_eq!(
+        gpu_job_fits_after_cpu_job(with_cpu_node(), &Policy::best_fit()),
+        ("gpu".to_string(), false)
+    );
+    assert_eq!(
+        gpu_job_fits_after_cpu_job(with_cpu_node(), &Policy::default()),
+        ("cpu".to_string(), true)
+    );
+    // Without CPU nodes (as in the openb trace), CPU work goes where no GPU is left to strand.
+    assert_eq!(
+        gpu_job_fits_after_cpu_job(gpu_only(), &Policy::best_fit()),
+        ("free-gpus".to_string(), false)
+    );
+    assert_eq!(
+        gpu_job_fits_after_cpu_job(gpu_only(), &Policy::default()),
+        ("busy".to_string(), true)
+    );
+}
+
+/// Replays a deterministic mixed stream; returns the milli-devices allocated.
+fn replay(policy: &Policy) -> u64 {
+    let nodes = (0..24).map(|i| {
+        let model = ["nvidia-t4", "nvidia-a100-80gb", "nvidia-v100-32gb"][i % 3];
+        gpu_node(
+            &format!("n{i:02}"),
+            model,
+            [1, 2, 4, 8][i % 4],
+            [32_000, 64_000, 96_000][i % 3],
+        )
+    });
+    let mut s = snapshot(nodes);
+    let mut seed = 42u64;
+    let mut next = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let mut allocated = 0;
+    for i in 0..400 {
+        let req = match next(10) {
+            0..=2 => {
+                let mut r = fraction([100, 250, 500, 750][next(4) as usize] as u32);
+                r.compute_milli = 1000 + 1000 * next(8);
+                r
+            }
+            3..=6 => {
+                let mut r = whole(1, 1, 0, Interconnect::Any);
+                r.compute_milli = 2000 + 1000 * next(12);
+                r
+            }
+            7 => whole([2, 4, 8][next(3) as usize], 0, 0, Interconnect::Any),
+            _ => cpu(1000 + 1000 * next(16)),
+        };
+        if let Ok(d) = commit(&mut s, &req, policy, &format!("p{i}")) {
+            allocated += d
+                .devices
+                .iter()
+                .map(|b| u64::from(b.share_milli))
+                .sum::<u64>();
+        }
+    }
+    s.check_consistency().expect("consistent");
+    allocated
+}
+
+#[test]
+fn default_policy_allocates_at_least_as_much_as_best_fit() {
+    let ours = replay(&Policy::default().exhaustive());
+    let best_fit = replay(&Policy::best_fit());
+    assert!(ours >= best_fit, "ours {ours} < best fit {best_fit}");
+    let bounded = replay(&Policy::default());
+    assert!(
+        bounded >= best_fit,
+        "bounded {bounded} < best fit {best_fit}"
+    );
+}

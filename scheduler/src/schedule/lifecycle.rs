@@ -1,0 +1,130 @@
+//! Node lifecycle, run by the leader in every pass: a node whose lease expired is written back
+//! as NotReady (so users see it); after the grace period its allocations are evicted and the
+//! replicas placed elsewhere; a draining node is emptied at once.
+
+use std::time::{Duration, Instant};
+
+use uni_core::model::{
+    condition::{find_condition, set_condition, types},
+    Condition, ConditionStatus, EventType, Node, ObjectRef, UnixMillis,
+};
+use uni_core::store::keys::{NodeKey, TypedKey};
+use uni_core::store::{codec, Compare, Txn, TxnOp};
+
+use super::plan::Pass;
+use crate::cache::{workload_ref, State};
+
+/// Returns when a NotReady node's grace period ends next, if one is pending.
+pub fn run(pass: &mut Pass<'_>, st: &mut State, now: Instant) -> Option<Instant> {
+    mark_lost_nodes(pass, st);
+    let grace = pass.planner.config.node_grace;
+    let mut wake: Option<Instant> = None;
+    let mut evict = Vec::new();
+    for (name, node) in &st.nodes {
+        let node = &node.value;
+        if !st.by_node.contains_key(name) {
+            continue;
+        }
+        if node.status.draining {
+            evict.push((name.clone(), "Drained", "node is draining".to_string()));
+        } else if !node.status.ready {
+            let since = not_ready_since(node);
+            let waited = Duration::from_millis(pass.now.millis_since(since));
+            if waited >= grace {
+                evict.push((
+                    name.clone(),
+                    "NodeLost",
+                    format!("node {name} not ready for {}s", waited.as_secs()),
+                ));
+            } else {
+                let due = now + (grace - waited);
+                wake = Some(wake.map_or(due, |w| w.min(due)));
+            }
+        }
+    }
+    for (node, reason, message) in evict {
+        evict_node(pass, st, &node, reason, &message);
+    }
+    wake
+}
+
+fn not_ready_since(node: &Node) -> UnixMillis {
+    find_condition(&node.status.conditions, types::READY)
+        .filter(|c| c.status != ConditionStatus::True)
+        .map_or(node.status.last_heartbeat, |c| c.last_transition)
+}
+
+/// Writes each node whose key vanished back without a lease, NotReady. The write only
+/// happens while the key is absent, so an agent that re-registered first wins.
+fn mark_lost_nodes(pass: &mut Pass<'_>, st: &mut State) {
+    for (name, mut node) in std::mem::take(&mut st.lost_nodes) {
+        if st.nodes.contains_key(&name) {
+            continue;
+        }
+        node.status.ready = false;
+        set_condition(
+            &mut node.status.conditions,
+            Condition::new(
+                types::READY,
+                ConditionStatus::False,
+                "NodeLost",
+                "the agent stopped renewing its lease",
+            ),
+            pass.now,
+        );
+        let Ok(key) = NodeKey::new(name.clone()) else {
+            continue;
+        };
+        let key = key.format();
+        let Ok(bytes) = codec::encode(&node) else {
+            continue;
+        };
+        pass.plan.singles.push(
+            Txn::new()
+                .when([Compare::absent(key.clone())])
+                .and_then([TxnOp::put(key, bytes)]),
+        );
+        pass.event(
+            ObjectRef {
+                kind: "Node".into(),
+                name: name.clone(),
+                ..ObjectRef::default()
+            },
+            EventType::Warning,
+            "NodeNotReady",
+            format!("node {name} stopped renewing its lease"),
+        );
+    }
+}
+
+fn evict_node(pass: &mut Pass<'_>, st: &mut State, node: &str, reason: &str, message: &str) {
+    let ids: Vec<String> = st
+        .allocations_on(node)
+        .iter()
+        .map(|a| a.id.clone())
+        .collect();
+    for id in ids {
+        let Some(alloc) = st.release(&id) else {
+            continue;
+        };
+        let r = workload_ref(&alloc);
+        st.dirty.insert(r.clone());
+        pass.planner
+            .metrics
+            .evictions
+            .with_label_values(&[reason])
+            .inc();
+        pass.event(
+            ObjectRef {
+                kind: "Workload".into(),
+                namespace: r.namespace.clone(),
+                name: r.name.clone(),
+                uid: String::new(),
+            },
+            EventType::Warning,
+            "Evicted",
+            format!("replica {} evicted from {node}: {message}", alloc.replica),
+        );
+        pass.plan.deletes.push(alloc);
+    }
+}

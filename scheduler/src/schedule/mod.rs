@@ -1,0 +1,90 @@
+//! The leader's scheduling loop: plan under the cache lock, commit outside it, repeat when
+//! the cache changes or a timer (backoff, node grace) comes due.
+
+mod backoff;
+mod commit;
+mod lifecycle;
+pub mod plan;
+mod workload;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio_util::sync::CancellationToken;
+use uni_core::store::{Compare, KvStore};
+
+use crate::cache::Cache;
+use crate::error::Result;
+use crate::metrics::Metrics;
+pub use commit::{allocation_key, Committed, Committer};
+pub use plan::{Plan, PlanConfig, Planner};
+
+pub struct Scheduler {
+    pub cache: Arc<Cache>,
+    pub store: Arc<dyn KvStore>,
+    pub metrics: Arc<Metrics>,
+    pub max_in_flight: usize,
+}
+
+impl Scheduler {
+    /// Schedules until `cancel` fires (then finishes the commits in flight) or leadership is
+    /// lost (`Err(NotLeader)`).
+    pub async fn run(
+        &self,
+        planner: &mut Planner,
+        fence: Compare,
+        cancel: CancellationToken,
+    ) -> Result<()> {
+        let mut committer = Committer::new(
+            self.store.clone(),
+            fence,
+            self.metrics.clone(),
+            self.max_in_flight,
+        );
+        loop {
+            if cancel.is_cancelled() {
+                let done = committer.drain().await?;
+                self.record(done);
+                return Ok(());
+            }
+            // Register for change notifications before planning, so none is missed.
+            let changed = self.cache.changed();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let (plan, wake) = {
+                let mut st = self.cache.lock();
+                planner.plan(&mut st, Instant::now())
+            };
+            if !plan.is_empty() {
+                let done = committer.submit(plan).await?;
+                self.record(done);
+                continue;
+            }
+            let sleep = async {
+                match wake {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = cancel.cancelled() => {}
+                _ = changed => {}
+                _ = sleep => {}
+                Some(done) = committer.next(), if committer.in_flight() > 0 => {
+                    self.record(vec![done?]);
+                }
+            }
+        }
+    }
+
+    fn record(&self, done: Vec<Committed>) {
+        let now = uni_core::model::UnixMillis::now().0;
+        for c in done {
+            for (_, created) in &c.placed {
+                self.metrics.placements.inc();
+                let secs = (now - created).max(0) as f64 / 1000.0;
+                self.metrics.submit_to_placed.observe(secs);
+            }
+        }
+    }
+}

@@ -1,0 +1,366 @@
+//! Reconciles one workload: places missing inference replicas one by one (spread), places a
+//! training job's workers as one gang (all or none, elastic between min and max), removes
+//! what is no longer wanted, and restarts or finishes training jobs from their workers' status.
+
+use std::collections::BTreeSet;
+use std::time::Instant;
+
+use uni_core::model::{
+    Allocation, EnvVar, EventType, ReplicaPhase, TrainingJobSpec, UnixMillis, Workload,
+    WorkloadPhase, WorkloadSpec,
+};
+use uni_core::store::keys::{StatusKey, TypedKey};
+use uni_core::store::{Txn, TxnOp};
+
+use super::plan::{object_ref, set_schedulable, Pass};
+use crate::cache::State;
+use crate::placement::request::PodRequest;
+use crate::placement::select::{place, place_gang, Decision, Unschedulable};
+use crate::placement::snapshot::WorkloadRef;
+
+/// Host ports handed to replicas (`PORT`, a training job's `MASTER_PORT`).
+const PORTS: std::ops::RangeInclusive<u16> = 30000..=32767;
+
+pub fn reconcile(pass: &mut Pass<'_>, st: &mut State, r: &WorkloadRef, now: Instant) {
+    let Some(stored) = st.workloads.get(r) else {
+        remove_workload(pass, st, r);
+        return;
+    };
+    let w = stored.value.clone();
+    match &w.spec {
+        WorkloadSpec::Inference(spec) => inference(pass, st, r, &w, spec.replicas.desired, now),
+        WorkloadSpec::Training(spec) => training(pass, st, r, &w, spec, now),
+    }
+}
+
+/// The workload is gone: free its allocations and forget its replica statuses.
+fn remove_workload(pass: &mut Pass<'_>, st: &mut State, r: &WorkloadRef) {
+    pass.planner.backoffs.succeed(r);
+    delete_all(pass, st, r);
+    let replicas: Vec<u32> = st
+        .statuses
+        .keys()
+        .filter(|(w, _)| w == r)
+        .map(|(_, i)| *i)
+        .collect();
+    for replica in replicas {
+        st.statuses.remove(&(r.clone(), replica));
+        if let Ok(k) = StatusKey::new(r.namespace.clone(), r.name.clone(), replica) {
+            pass.plan
+                .singles
+                .push(Txn::new().and_then([TxnOp::delete(k.format())]));
+        }
+    }
+}
+
+fn delete(pass: &mut Pass<'_>, st: &mut State, id: &str) {
+    if let Some(alloc) = st.release(id) {
+        pass.plan.deletes.push(alloc);
+    }
+}
+
+fn delete_all(pass: &mut Pass<'_>, st: &mut State, r: &WorkloadRef) {
+    let ids: Vec<String> = st.allocations_of(r).iter().map(|a| a.id.clone()).collect();
+    for id in ids {
+        delete(pass, st, &id);
+    }
+}
+
+fn inference(
+    pass: &mut Pass<'_>,
+    st: &mut State,
+    r: &WorkloadRef,
+    w: &Workload,
+    desired: u32,
+    now: Instant,
+) {
+    let mut have = BTreeSet::new();
+    let current: Vec<(u32, String)> = st
+        .allocations_of(r)
+        .iter()
+        .map(|a| (a.replica, a.id.clone()))
+        .collect();
+    for (replica, id) in current {
+        // Scaled down, or a duplicate of a replica already running: remove it.
+        if replica >= desired || !have.insert(replica) {
+            delete(pass, st, &id);
+        }
+    }
+    let req = PodRequest::from_workload(w);
+    let mut failed = None;
+    for replica in (0..desired).filter(|i| !have.contains(i)) {
+        if pass.budget == 0 {
+            st.dirty.insert(r.clone());
+            return;
+        }
+        let started = Instant::now();
+        let decision = place(&st.snapshot, &req, &pass.planner.policy);
+        pass.planner
+            .metrics
+            .placement_duration
+            .observe(started.elapsed().as_secs_f64());
+        match decision {
+            Ok(d) => {
+                let mut alloc = new_allocation(w, replica, &req, &d, pass.now);
+                alloc.port = free_port(st, &alloc.node);
+                commit(pass, st, alloc, w);
+            }
+            Err(u) => {
+                failed = Some(u);
+                break;
+            }
+        }
+    }
+    finish(pass, st, r, w, failed.as_ref(), now);
+}
+
+fn training(
+    pass: &mut Pass<'_>,
+    st: &mut State,
+    r: &WorkloadRef,
+    w: &Workload,
+    spec: &TrainingJobSpec,
+    now: Instant,
+) {
+    if w.status.phase.is_terminal() {
+        pass.planner.backoffs.succeed(r);
+        delete_all(pass, st, r);
+        return;
+    }
+    let allocs: Vec<Allocation> = st.allocations_of(r).into_iter().cloned().collect();
+    if !allocs.is_empty() {
+        check_running_job(pass, st, r, w, spec, &allocs);
+        return;
+    }
+    let req = PodRequest::from_workload(w);
+    let created = pass.now;
+    let mut last = None;
+    // Elastic: the largest gang that fits, from max down to min workers.
+    for n in (spec.workers.min.max(1)..=spec.workers.max.max(1)).rev() {
+        let reqs = vec![req.clone(); n as usize];
+        let started = Instant::now();
+        let placed = place_gang(&mut st.snapshot, &reqs, &pass.planner.policy, |i, d| {
+            new_allocation(w, i as u32, &req, d, created)
+        });
+        pass.planner
+            .metrics
+            .placement_duration
+            .observe(started.elapsed().as_secs_f64());
+        match placed {
+            Ok(members) => {
+                let members: Vec<Allocation> = members.into_iter().map(|(_, a)| a).collect();
+                for alloc in with_rendezvous(st, members) {
+                    commit(pass, st, alloc, w);
+                }
+                finish(pass, st, r, w, None, now);
+                return;
+            }
+            Err(u) => last = Some(u),
+        }
+    }
+    finish(pass, st, r, w, last.as_ref(), now);
+}
+
+/// A placed job: complete it when every worker succeeded; restart the gang (or fail the job
+/// past its retry limit) when a worker failed or was lost with its node.
+fn check_running_job(
+    pass: &mut Pass<'_>,
+    st: &mut State,
+    r: &WorkloadRef,
+    w: &Workload,
+    spec: &TrainingJobSpec,
+    allocs: &[Allocation],
+) {
+    let world = allocs
+        .iter()
+        .flat_map(|a| &a.env)
+        .find(|e| e.name == "WORLD_SIZE")
+        .and_then(|e| e.value.parse::<usize>().ok())
+        .unwrap_or(allocs.len());
+    let phases: Vec<Option<ReplicaPhase>> = allocs
+        .iter()
+        .map(|a| {
+            st.statuses
+                .get(&(r.clone(), a.replica))
+                .filter(|s| s.allocation_id == a.id)
+                .map(|s| s.phase)
+        })
+        .collect();
+    let succeeded = phases.iter().all(|p| *p == Some(ReplicaPhase::Succeeded));
+    let failed = phases
+        .iter()
+        .flatten()
+        .find(|p| matches!(p, ReplicaPhase::Failed | ReplicaPhase::OomKilled));
+    if allocs.len() == world && succeeded {
+        pass.update_status(st, r, |w, now| {
+            w.status.phase = WorkloadPhase::Succeeded;
+            w.status.completed = Some(now);
+        });
+        pass.event(
+            object_ref(w),
+            EventType::Normal,
+            "Completed",
+            format!("all {world} workers succeeded"),
+        );
+        delete_all(pass, st, r);
+        return;
+    }
+    let why = match failed {
+        Some(p) => format!("a worker ended {p:?}"),
+        None if allocs.len() < world => format!("{} of {world} workers lost", world - allocs.len()),
+        None => return,
+    };
+    let restarts = w.status.restarts;
+    if restarts >= spec.retry.max_restarts {
+        pass.update_status(st, r, |w, now| {
+            w.status.phase = WorkloadPhase::Failed;
+            w.status.reason = "BackoffLimitExceeded".into();
+            w.status.message = format!("{why}; {restarts} restarts used");
+            w.status.completed = Some(now);
+        });
+        pass.event(object_ref(w), EventType::Warning, "Failed", why);
+    } else {
+        pass.update_status(st, r, |w, _| {
+            w.status.restarts = restarts + 1;
+            w.status.phase = WorkloadPhase::Pending;
+        });
+        pass.event(
+            object_ref(w),
+            EventType::Warning,
+            "Restarting",
+            format!(
+                "{why}; restart {} of {}",
+                restarts + 1,
+                spec.retry.max_restarts
+            ),
+        );
+    }
+    delete_all(pass, st, r);
+    st.dirty.insert(r.clone());
+}
+
+fn new_allocation(
+    w: &Workload,
+    replica: u32,
+    req: &PodRequest,
+    d: &Decision,
+    now: UnixMillis,
+) -> Allocation {
+    let nonce = uuid::Uuid::new_v4().simple().to_string();
+    Allocation {
+        id: format!(
+            "{}.{}.{replica}.{}",
+            w.meta.namespace,
+            w.meta.name,
+            &nonce[..8]
+        ),
+        namespace: w.meta.namespace.clone(),
+        workload: w.meta.name.clone(),
+        replica,
+        node: d.node.clone(),
+        compute_milli: req.compute_milli,
+        memory_bytes: req.memory_bytes,
+        devices: d.devices.clone(),
+        port: 0,
+        generation: w.meta.generation,
+        created: now,
+        env: Vec::new(),
+    }
+}
+
+/// The lowest host port of [`PORTS`] no allocation on `node` holds.
+fn free_port(st: &State, node: &str) -> u16 {
+    let used: BTreeSet<u16> = st.allocations_on(node).iter().map(|a| a.port).collect();
+    PORTS.clone().find(|p| !used.contains(p)).unwrap_or(0)
+}
+
+/// Gives a gang's workers what torchrun expects: ranks, world size, and the address and port
+/// of rank 0. Ports are taken as the workers are recorded, so none repeats on a node.
+fn with_rendezvous(st: &mut State, mut members: Vec<Allocation>) -> Vec<Allocation> {
+    members.sort_by_key(|a| a.replica);
+    let world = members.len();
+    let master_node = members.first().map(|a| a.node.clone()).unwrap_or_default();
+    let master_addr = st
+        .nodes
+        .get(&master_node)
+        .map(|n| n.value.status.address.clone())
+        .filter(|a| !a.is_empty())
+        .unwrap_or_else(|| master_node.clone());
+    let mut master_port = 0;
+    let mut out = Vec::with_capacity(world);
+    for (rank, mut a) in members.into_iter().enumerate() {
+        a.port = free_port(st, &a.node);
+        if rank == 0 {
+            master_port = a.port;
+        }
+        let local_rank = out
+            .iter()
+            .filter(|o: &&Allocation| o.node == a.node)
+            .count();
+        a.env = vec![
+            EnvVar::new("WORLD_SIZE", world.to_string()),
+            EnvVar::new("RANK", rank.to_string()),
+            EnvVar::new("LOCAL_RANK", local_rank.to_string()),
+            EnvVar::new("MASTER_ADDR", master_addr.clone()),
+            EnvVar::new("MASTER_PORT", master_port.to_string()),
+        ];
+        // Record it now so the next worker on this node gets another port.
+        st.reserve(a.clone());
+        out.push(a);
+    }
+    out
+}
+
+/// Reserves a placed replica and queues its write.
+fn commit(pass: &mut Pass<'_>, st: &mut State, alloc: Allocation, w: &Workload) {
+    st.reserve(alloc.clone());
+    st.inflight.insert(alloc.id.clone(), alloc.clone());
+    pass.budget = pass.budget.saturating_sub(1);
+    pass.plan.puts.push((alloc, w.meta.created.0));
+}
+
+/// Records the outcome of an attempt: backoff and an Unschedulable condition and event when
+/// something did not fit, or clears them once everything is placed.
+fn finish(
+    pass: &mut Pass<'_>,
+    st: &State,
+    r: &WorkloadRef,
+    w: &Workload,
+    failed: Option<&Unschedulable>,
+    now: Instant,
+) {
+    match failed {
+        Some(u) => {
+            pass.planner.backoffs.fail(r, now);
+            let message = u.to_string();
+            if let Some((reason, _)) = u.reasons.iter().max_by_key(|(_, n)| **n) {
+                pass.planner
+                    .metrics
+                    .failures
+                    .with_label_values(&[reason])
+                    .inc();
+            }
+            if w.status.message != message {
+                pass.event(
+                    object_ref(w),
+                    EventType::Warning,
+                    "FailedScheduling",
+                    message.clone(),
+                );
+                pass.update_status(st, r, |w, now| set_schedulable(w, now, Some(&message)));
+            }
+        }
+        None => {
+            pass.planner.backoffs.succeed(r);
+            if w.status.reason == "Unschedulable" {
+                pass.event(
+                    object_ref(w),
+                    EventType::Normal,
+                    "Scheduled",
+                    "all replicas placed".into(),
+                );
+                pass.update_status(st, r, |w, now| set_schedulable(w, now, None));
+            }
+        }
+    }
+}

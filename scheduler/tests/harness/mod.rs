@@ -1,0 +1,241 @@
+//! Test harness for the control plane: real etcd, real `uni-scheduler` processes, and nodes
+//! registered in etcd under leases exactly as agents register them.
+#![allow(dead_code)]
+
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use uni_core::model::{
+    AcceleratorDevice, Allocation, Node, NodeStatus, ObjectMeta, ResourceAmounts,
+};
+use uni_core::store::keys::{AllocationKey, NodeKey, TypedKey};
+use uni_core::store::{codec, KeyValue, KvStore, RangeOptions};
+use uni_proto::v1::workload_service_client::WorkloadServiceClient;
+
+pub const GIB: u64 = 1 << 30;
+pub const WAIT: Duration = Duration::from_secs(60);
+
+pub struct Scheduler {
+    child: Child,
+    pub api: String,
+    pub metrics: String,
+}
+
+impl Scheduler {
+    /// Starts a replica with short timings and waits until it prints its addresses.
+    pub async fn start(etcd: &str, identity: &str) -> Scheduler {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_uni-scheduler"))
+            .args(["--etcd-endpoints", etcd])
+            .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
+            .args(["--identity", identity])
+            .args(["--lease-ttl-seconds", "2", "--node-grace-seconds", "2"])
+            .env(
+                "RUST_LOG",
+                std::env::var("TEST_SCHEDULER_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start uni-scheduler");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let (mut api, mut metrics) = (None, None);
+        let read = async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(a) = line.strip_prefix("api listening on ") {
+                    api = Some(format!("http://{a}"));
+                }
+                if let Some(a) = line.strip_prefix("metrics listening on ") {
+                    metrics = Some(format!("http://{a}"));
+                }
+                if api.is_some() && metrics.is_some() {
+                    break;
+                }
+            }
+        };
+        tokio::time::timeout(WAIT, read)
+            .await
+            .expect("scheduler did not print its addresses");
+        // Keep draining stdout so the process never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Scheduler {
+            child,
+            api: api.expect("api address"),
+            metrics: metrics.expect("metrics address"),
+        }
+    }
+
+    pub async fn client(&self) -> WorkloadServiceClient<tonic::transport::Channel> {
+        WorkloadServiceClient::connect(self.api.clone())
+            .await
+            .expect("connect to scheduler")
+    }
+
+    /// Kills the process at once, as a crash would.
+    pub async fn kill(&mut self) {
+        let _ = self.child.kill().await;
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    pub async fn terminate(&mut self) -> std::process::ExitStatus {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+        tokio::time::timeout(WAIT, self.child.wait())
+            .await
+            .expect("scheduler did not stop after SIGTERM")
+            .expect("wait")
+    }
+
+    /// The Prometheus text this replica serves.
+    pub async fn metrics_text(&self) -> String {
+        let addr = self.metrics.trim_start_matches("http://").to_string();
+        let mut stream = tokio::net::TcpStream::connect(&addr)
+            .await
+            .expect("metrics");
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        stream
+            .write_all(format!("GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+            .await
+            .expect("request");
+        let mut body = String::new();
+        stream.read_to_string(&mut body).await.expect("response");
+        body
+    }
+}
+
+/// A node as an agent reports it: `cpus` cores, `memory_gib`, and `gpus` devices of `model`
+/// with `gpu_gib` each.
+pub fn node(name: &str, cpus: u64, memory_gib: u64, gpus: u32, model: &str, gpu_gib: u64) -> Node {
+    let accelerators = (0..gpus)
+        .map(|i| AcceleratorDevice {
+            index: i,
+            uuid: format!("GPU-{name}-{i}"),
+            model: model.to_string(),
+            memory_bytes: gpu_gib * GIB,
+            healthy: true,
+            ..AcceleratorDevice::default()
+        })
+        .collect();
+    let capacity = ResourceAmounts {
+        compute_milli: cpus * 1000,
+        memory_bytes: memory_gib * GIB,
+        device_milli: u64::from(gpus) * 1000,
+        device_memory_bytes: u64::from(gpus) * gpu_gib * GIB,
+    };
+    let mut status = NodeStatus {
+        capacity,
+        allocatable: capacity,
+        ready: true,
+        address: "127.0.0.1".to_string(),
+        ..NodeStatus::default()
+    };
+    status.inventory.accelerators = accelerators;
+    status.inventory.memory_bytes = memory_gib * GIB;
+    Node {
+        meta: ObjectMeta::cluster(name),
+        status,
+        ..Node::default()
+    }
+}
+
+/// Registers `node` under `lease`, as its agent would.
+pub async fn register(store: &Arc<dyn KvStore>, node: &Node, lease: i64) {
+    let key = NodeKey::new(node.meta.name.clone())
+        .expect("node key")
+        .format();
+    store
+        .put(&key, codec::encode(node).expect("encode"), lease)
+        .await
+        .expect("register node");
+}
+
+pub fn decode_allocations(kvs: &[KeyValue]) -> Vec<Allocation> {
+    kvs.iter()
+        .map(|kv| codec::decode(&kv.key, &kv.value).expect("allocation"))
+        .collect()
+}
+
+pub async fn allocations(store: &Arc<dyn KvStore>) -> Vec<Allocation> {
+    let all = store
+        .range(&AllocationKey::prefix(), RangeOptions::default())
+        .await
+        .expect("range");
+    decode_allocations(&all.kvs)
+}
+
+/// Waits, driven by a watch on `prefix`, until `check` holds for the keys under it.
+pub async fn wait_for(
+    store: &Arc<dyn KvStore>,
+    prefix: &str,
+    what: &str,
+    mut check: impl FnMut(&[KeyValue]) -> bool,
+) -> Vec<KeyValue> {
+    let run = async {
+        loop {
+            let now = store
+                .range(prefix, RangeOptions::default())
+                .await
+                .expect("range");
+            if check(&now.kvs) {
+                return now.kvs;
+            }
+            let mut watch = store.watch(prefix, now.revision + 1).await.expect("watch");
+            // Any change under the prefix: look again.
+            let _ = watch.next().await;
+        }
+    };
+    tokio::time::timeout(WAIT, run)
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+}
+
+/// Waits until the allocations under the prefix satisfy `check`.
+pub async fn wait_allocations(
+    store: &Arc<dyn KvStore>,
+    what: &str,
+    mut check: impl FnMut(&[Allocation]) -> bool,
+) -> Vec<Allocation> {
+    let kvs = wait_for(store, &AllocationKey::prefix(), what, |kvs| {
+        check(&decode_allocations(kvs))
+    })
+    .await;
+    decode_allocations(&kvs)
+}
+
+/// No device shared beyond one whole device, no node beyond its compute and memory.
+pub fn assert_no_overcommit(nodes: &[Node], allocs: &[Allocation]) {
+    use std::collections::HashMap;
+    for n in nodes {
+        let on: Vec<&Allocation> = allocs.iter().filter(|a| a.node == n.meta.name).collect();
+        let compute: u64 = on.iter().map(|a| a.compute_milli).sum();
+        let memory: u64 = on.iter().map(|a| a.memory_bytes).sum();
+        assert!(
+            compute <= n.status.allocatable.compute_milli,
+            "{}: compute overcommitted",
+            n.meta.name
+        );
+        assert!(
+            memory <= n.status.allocatable.memory_bytes,
+            "{}: memory overcommitted",
+            n.meta.name
+        );
+        let mut per_device: HashMap<u32, u32> = HashMap::new();
+        for d in on.iter().flat_map(|a| &a.devices) {
+            *per_device.entry(d.index).or_default() += d.share_milli;
+        }
+        for (dev, share) in per_device {
+            assert!(
+                share <= 1000,
+                "{} device {dev} double-booked: {share} milli",
+                n.meta.name
+            );
+        }
+    }
+}
