@@ -34,6 +34,8 @@ pub struct State {
     pub by_node: HashMap<String, BTreeSet<String>>,
     /// Nodes whose key disappeared (lease expired or revoked), for the leader to mark NotReady.
     pub lost_nodes: BTreeMap<String, Node>,
+    /// Nodes that are NotReady or draining: the only ones node lifecycle needs to look at.
+    pub troubled_nodes: BTreeSet<String>,
     pub statuses: HashMap<(WorkloadRef, u32), ReplicaStatus>,
     pub snapshot: Snapshot,
     /// Allocations the leader reserved and is committing; the watch has not confirmed them.
@@ -96,6 +98,7 @@ impl State {
             by_workload: HashMap::new(),
             by_node: HashMap::new(),
             lost_nodes: BTreeMap::new(),
+            troubled_nodes: BTreeSet::new(),
             statuses: HashMap::new(),
             snapshot: Snapshot::new(),
             inflight: HashMap::new(),
@@ -156,12 +159,18 @@ impl State {
                     self.snapshot
                         .upsert_node(NodeState::from_node(&node, &self.catalog));
                     self.lost_nodes.remove(&name);
+                    if node.status.ready && !node.status.draining {
+                        self.troubled_nodes.remove(&name);
+                    } else {
+                        self.troubled_nodes.insert(name.clone());
+                    }
                     self.nodes.insert(name, stored(node, kv));
                     self.capacity_changed = true;
                 } else {
                     if let Some(gone) = self.nodes.remove(&name) {
                         self.lost_nodes.insert(name.clone(), gone.value);
                     }
+                    self.troubled_nodes.remove(&name);
                     self.snapshot.remove_node(&name);
                 }
             }

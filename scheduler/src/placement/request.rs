@@ -109,6 +109,10 @@ pub struct PodRequest {
     pub prefer: Preference,
     /// Prefer nodes with fewer replicas of the same workload.
     pub spread: bool,
+    /// CPU-only work must leave a GPU node enough host compute and memory for its free
+    /// accelerators (see `filter::host_reserve`). Trace replays of published baselines turn
+    /// this off to stay faithful to them.
+    pub reserve_host_for_accelerators: bool,
 }
 
 impl PodRequest {
@@ -125,6 +129,7 @@ impl PodRequest {
             forbidden_classes: Vec::new(),
             prefer: Preference::Cost,
             spread: false,
+            reserve_host_for_accelerators: false,
         }
     }
 
@@ -147,6 +152,7 @@ impl PodRequest {
             forbidden_classes: placement.forbidden_classes.clone(),
             prefer: placement.prefer,
             spread: workload.kind() == WorkloadKind::InferenceService,
+            reserve_host_for_accelerators: true,
         }
     }
 

@@ -20,8 +20,10 @@ pub fn run(pass: &mut Pass<'_>, st: &mut State, now: Instant) -> Option<Instant>
     let grace = pass.planner.config.node_grace;
     let mut wake: Option<Instant> = None;
     let mut evict = Vec::new();
-    for (name, node) in &st.nodes {
-        let node = &node.value;
+    for name in &st.troubled_nodes {
+        let Some(node) = st.nodes.get(name).map(|n| &n.value) else {
+            continue;
+        };
         if !st.by_node.contains_key(name) {
             continue;
         }

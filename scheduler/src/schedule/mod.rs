@@ -3,12 +3,13 @@
 
 mod backoff;
 mod commit;
+mod gauges;
 mod lifecycle;
 pub mod plan;
 mod workload;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 use uni_core::store::{Compare, KvStore};
@@ -18,6 +19,9 @@ use crate::error::Result;
 use crate::metrics::Metrics;
 pub use commit::{allocation_key, Committed, Committer};
 pub use plan::{Plan, PlanConfig, Planner};
+
+/// How often the cluster gauges are recomputed.
+const GAUGE_PERIOD: Duration = Duration::from_secs(1);
 
 pub struct Scheduler {
     pub cache: Arc<Cache>,
@@ -41,6 +45,8 @@ impl Scheduler {
             self.metrics.clone(),
             self.max_in_flight,
         );
+        let mut last_gauges = Instant::now();
+        let mut gauges_stale = true;
         loop {
             if cancel.is_cancelled() {
                 let done = committer.drain().await?;
@@ -53,13 +59,26 @@ impl Scheduler {
             changed.as_mut().enable();
             let (plan, wake) = {
                 let mut st = self.cache.lock();
+                if gauges_stale && last_gauges.elapsed() >= GAUGE_PERIOD {
+                    gauges::refresh(&self.metrics, &st);
+                    last_gauges = Instant::now();
+                    gauges_stale = false;
+                }
                 planner.plan(&mut st, Instant::now())
             };
             if !plan.is_empty() {
                 let done = committer.submit(plan).await?;
                 self.record(done);
+                gauges_stale = true;
                 continue;
             }
+            // Refresh the gauges once things settle, even if nothing else happens.
+            let wake = if gauges_stale {
+                let due = last_gauges + GAUGE_PERIOD;
+                Some(wake.map_or(due, |w| w.min(due)))
+            } else {
+                wake
+            };
             let sleep = async {
                 match wake {
                     Some(at) => tokio::time::sleep_until(at.into()).await,
@@ -68,7 +87,7 @@ impl Scheduler {
             };
             tokio::select! {
                 _ = cancel.cancelled() => {}
-                _ = changed => {}
+                _ = changed => gauges_stale = true,
                 _ = sleep => {}
                 Some(done) = committer.next(), if committer.in_flight() > 0 => {
                     self.record(vec![done?]);

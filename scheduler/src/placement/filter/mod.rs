@@ -3,6 +3,7 @@
 
 pub mod accelerator;
 pub mod class;
+pub mod host_reserve;
 pub mod resources;
 pub mod selector;
 pub mod status;
@@ -28,5 +29,6 @@ pub fn admits(node: &NodeState, req: &PodRequest) -> Result<(), Reason> {
     selector::check(node, req)?;
     class::check(node, req)?;
     accelerator::models(node, req)?;
-    resources::check(node, req)
+    resources::check(node, req)?;
+    host_reserve::check(node, req)
 }
