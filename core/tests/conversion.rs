@@ -273,6 +273,7 @@ fn nodes_round_trip() {
             address: "10.0.0.1".into(),
             node_class: "gpu-h100-sxm".into(),
             price_per_hour: 98.32,
+            agent_endpoint: "http://10.0.0.5:7072".into(),
             replicas: 1,
         },
     };

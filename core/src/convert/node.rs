@@ -86,6 +86,7 @@ impl From<&NodeStatus> for pb::NodeStatus {
             address: s.address.clone(),
             node_class: s.node_class.clone(),
             price_per_hour: s.price_per_hour,
+            agent_endpoint: s.agent_endpoint.clone(),
             replicas: s.replicas,
         }
     }
@@ -107,6 +108,7 @@ impl FromProto<pb::NodeStatus> for NodeStatus {
             address: p.address.clone(),
             node_class: p.node_class.clone(),
             price_per_hour: p.price_per_hour,
+            agent_endpoint: p.agent_endpoint.clone(),
             replicas: p.replicas,
         }
     }

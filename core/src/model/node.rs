@@ -54,6 +54,8 @@ pub struct NodeStatus {
     pub node_class: String,
     /// USD per hour for the whole node, from the hardware catalog.
     pub price_per_hour: f64,
+    /// The agent's gRPC endpoint, where replica logs are served.
+    pub agent_endpoint: String,
     /// Replicas allocated here.
     pub replicas: u32,
 }
