@@ -3,6 +3,7 @@
 pub mod api;
 pub mod cache;
 pub mod config;
+pub mod control_plane;
 pub mod error;
 pub mod leader;
 pub mod metrics;

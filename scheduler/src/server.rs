@@ -1,6 +1,6 @@
 //! The gRPC server every replica runs: the `universal.v1` services, gRPC health and server
-//! reflection, with request size limits and graceful shutdown. LogService is not served here
-//! (agents serve logs), so its calls answer UNIMPLEMENTED.
+//! reflection, with request size limits and graceful shutdown. LogService forwards to the
+//! agents, which keep the logs.
 
 use std::time::Duration;
 
@@ -14,13 +14,14 @@ use tonic_health::ServingStatus;
 use tracing::{info, warn};
 use uni_proto::v1::cluster_service_server::ClusterServiceServer;
 use uni_proto::v1::event_service_server::EventServiceServer;
+use uni_proto::v1::log_service_server::LogServiceServer;
 use uni_proto::v1::node_service_server::NodeServiceServer;
 use uni_proto::v1::queue_service_server::QueueServiceServer;
 use uni_proto::v1::workload_service_server::WorkloadServiceServer;
 use uni_proto::v1::FILE_DESCRIPTOR_SET;
 
 use crate::api::{
-    ensure_default_queue, ApiContext, ClusterApi, EventApi, NodeApi, QueueApi, WorkloadApi,
+    ensure_default_queue, ApiContext, ClusterApi, EventApi, LogApi, NodeApi, QueueApi, WorkloadApi,
 };
 
 /// Largest request accepted; specs are small, so anything bigger is a mistake or an attack.
@@ -38,8 +39,9 @@ const REFLECTED_EXTRAS: [&str; 3] = [
 ];
 
 /// Services this server registers, as reflection advertises them.
-fn served_names() -> [&'static str; 5] {
+fn served_names() -> [&'static str; 6] {
     [
+        LogServiceServer::<LogApi>::NAME,
         WorkloadServiceServer::<WorkloadApi>::NAME,
         NodeServiceServer::<NodeApi>::NAME,
         QueueServiceServer::<QueueApi>::NAME,
@@ -68,8 +70,8 @@ pub async fn serve(
             .await;
     }
 
-    // Reflection advertises what is served (not LogService, which is in the same files), in
-    // both protocol versions so that older tools work too.
+    // Reflection advertises what is served, in both protocol versions so that older tools
+    // work too.
     let reflection = || {
         let builder = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
@@ -96,6 +98,9 @@ pub async fn serve(
         .max_decoding_message_size(MAX_REQUEST_BYTES)
         .max_encoding_message_size(MAX_RESPONSE_BYTES);
     let cluster = ClusterServiceServer::new(ClusterApi::new(ctx.clone()))
+        .max_decoding_message_size(MAX_REQUEST_BYTES)
+        .max_encoding_message_size(MAX_RESPONSE_BYTES);
+    let logs = LogServiceServer::new(LogApi::new(ctx.clone(), shutdown.clone()))
         .max_decoding_message_size(MAX_REQUEST_BYTES)
         .max_encoding_message_size(MAX_RESPONSE_BYTES);
     let events = EventServiceServer::new(EventApi::new(ctx, shutdown.clone()))
@@ -128,6 +133,7 @@ pub async fn serve(
         .add_service(queues)
         .add_service(cluster)
         .add_service(events)
+        .add_service(logs)
         .serve_with_incoming_shutdown(incoming, draining)
         .await
         .context("API server")?;

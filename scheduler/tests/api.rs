@@ -1060,10 +1060,10 @@ async fn health_reflection_version_and_no_logs() {
         "universal.v1.QueueService",
         "universal.v1.ClusterService",
         "universal.v1.EventService",
+        "universal.v1.LogService",
     ] {
         assert!(names.contains(&service), "{service} not in {names:?}");
     }
-    assert!(!names.contains(&"universal.v1.LogService"), "{names:?}");
 
     let version = api
         .cluster()
@@ -1074,11 +1074,19 @@ async fn health_reflection_version_and_no_logs() {
     assert_eq!(version.version, env!("CARGO_PKG_VERSION"));
     assert_eq!(version.api_version, "universal.v1");
 
-    // Agents serve logs; this server says so honestly.
+    // Logs are forwarded to agents; a request must name a workload that exists.
     let err = LogServiceClient::new(api.channel.clone())
         .stream_logs(pb::StreamLogsRequest::default())
         .await
-        .expect_err("not served here");
-    assert_eq!(err.code(), Code::Unimplemented);
+        .expect_err("no workload named");
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let err = LogServiceClient::new(api.channel.clone())
+        .stream_logs(pb::StreamLogsRequest {
+            workload: "nope".into(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("unknown workload");
+    assert_eq!(err.code(), Code::NotFound);
     api.stop().await;
 }

@@ -6,6 +6,7 @@ mod args;
 mod cluster;
 mod create_batch;
 mod events;
+mod logs;
 mod nodes;
 mod object;
 mod paging;
@@ -23,6 +24,7 @@ use crate::cache::Cache;
 
 pub use cluster::ClusterApi;
 pub use events::EventApi;
+pub use logs::LogApi;
 pub use nodes::NodeApi;
 pub use queues::{ensure_default_queue, QueueApi};
 pub use status_view::{allocation_cost, overlay_status};

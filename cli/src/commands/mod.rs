@@ -1,0 +1,166 @@
+//! One module per verb.
+
+pub mod apply;
+pub mod config;
+pub mod delete;
+pub mod describe;
+pub mod events;
+pub mod get;
+pub mod logs;
+pub mod nodes;
+pub mod scale;
+pub mod version;
+
+use anyhow::bail;
+use uni_core::model::{Node, Queue, UnixMillis, Workload, WorkloadKind};
+use uni_proto::v1 as pb;
+
+use crate::client::{connect, explain, Clients};
+
+/// What every command needs: where the server is and which namespace is meant.
+pub struct Ctx {
+    pub server: String,
+    pub namespace: String,
+    /// `-n` was given: it overrides the namespace written in manifests.
+    pub namespace_explicit: bool,
+    pub all_namespaces: bool,
+}
+
+impl Ctx {
+    pub async fn clients(&self) -> anyhow::Result<Clients> {
+        connect(&self.server).await
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resource {
+    Workloads(Option<WorkloadKind>),
+    Nodes,
+    Queues,
+}
+
+/// Resource names and aliases as kubectl users expect them.
+pub fn resource(name: &str) -> anyhow::Result<Resource> {
+    let name = name.split('/').next().unwrap_or(name).to_ascii_lowercase();
+    Ok(match name.as_str() {
+        "workloads" | "workload" | "wl" => Resource::Workloads(None),
+        "inferenceservices" | "inferenceservice" | "isvc" => {
+            Resource::Workloads(Some(WorkloadKind::InferenceService))
+        }
+        "trainingjobs" | "trainingjob" | "tj" => Resource::Workloads(Some(WorkloadKind::TrainingJob)),
+        "nodes" | "node" | "no" => Resource::Nodes,
+        "queues" | "queue" | "q" => Resource::Queues,
+        other => bail!(
+            "unknown resource type {other:?}: use workloads, inferenceservices, trainingjobs, nodes or queues"
+        ),
+    })
+}
+
+pub fn now() -> i64 {
+    UnixMillis::now().0
+}
+
+fn decode<T, P>(p: P) -> anyhow::Result<T>
+where
+    T: TryFrom<P, Error = uni_core::Error>,
+{
+    T::try_from(p).map_err(|e| anyhow::anyhow!("unexpected response from the server: {e}"))
+}
+
+pub async fn get_workload(c: &mut Clients, ns: &str, name: &str) -> anyhow::Result<Workload> {
+    let w = c
+        .workloads
+        .get_workload(pb::GetWorkloadRequest {
+            namespace: ns.to_string(),
+            name: name.to_string(),
+        })
+        .await
+        .map_err(explain)?
+        .into_inner();
+    decode(w)
+}
+
+pub async fn list_workloads(
+    c: &mut Clients,
+    ctx: &Ctx,
+    selector: &str,
+    kind: Option<WorkloadKind>,
+) -> anyhow::Result<Vec<Workload>> {
+    let kind = match kind {
+        None => pb::WorkloadKind::Unspecified,
+        Some(WorkloadKind::InferenceService) => pb::WorkloadKind::InferenceService,
+        Some(WorkloadKind::TrainingJob) => pb::WorkloadKind::TrainingJob,
+    };
+    let mut out = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = c
+            .workloads
+            .list_workloads(pb::ListWorkloadsRequest {
+                namespace: ctx.namespace.clone(),
+                all_namespaces: ctx.all_namespaces,
+                label_selector: selector.to_string(),
+                kind: kind as i32,
+                page_size: 500,
+                page_token: token,
+            })
+            .await
+            .map_err(explain)?
+            .into_inner();
+        for w in page.workloads {
+            out.push(decode(w)?);
+        }
+        if page.next_page_token.is_empty() {
+            return Ok(out);
+        }
+        token = page.next_page_token;
+    }
+}
+
+pub async fn list_nodes(c: &mut Clients, selector: &str) -> anyhow::Result<Vec<Node>> {
+    let mut out = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = c
+            .nodes
+            .list_nodes(pb::ListNodesRequest {
+                label_selector: selector.to_string(),
+                page_size: 500,
+                page_token: token,
+            })
+            .await
+            .map_err(explain)?
+            .into_inner();
+        for n in page.nodes {
+            out.push(decode(n)?);
+        }
+        if page.next_page_token.is_empty() {
+            return Ok(out);
+        }
+        token = page.next_page_token;
+    }
+}
+
+pub async fn list_queues(c: &mut Clients, selector: &str) -> anyhow::Result<Vec<Queue>> {
+    let mut out = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = c
+            .queues
+            .list_queues(pb::ListQueuesRequest {
+                label_selector: selector.to_string(),
+                page_size: 500,
+                page_token: token,
+            })
+            .await
+            .map_err(explain)?
+            .into_inner();
+        for q in page.queues {
+            out.push(decode(q)?);
+        }
+        if page.next_page_token.is_empty() {
+            return Ok(out);
+        }
+        token = page.next_page_token;
+    }
+}

@@ -1,1 +1,0 @@
-//! kubectl-style CLI for Universal.

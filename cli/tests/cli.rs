@@ -1,0 +1,261 @@
+//! `unictl` against a real control plane, on etcd and on the embedded store: apply is
+//! idempotent, get/describe/scale/delete/cordon work, bad manifests change nothing.
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use uni_core::catalog::Catalog;
+use uni_core::model::{Node, NodeStatus, ObjectMeta, ResourceAmounts};
+use uni_core::store::keys::{NodeKey, TypedKey, WorkloadKey};
+use uni_core::store::{codec, EmbeddedStore, KvStore, RangeOptions};
+use uni_core::testing::EtcdServer;
+use uni_scheduler::config::Config;
+use uni_scheduler::control_plane::ControlPlane;
+
+const WEB: &str = "apiVersion: universal/v1
+kind: InferenceService
+metadata:
+  name: web
+  labels: {app: web}
+spec:
+  template:
+    command: [python3, -m, http.server]
+    resources: {compute: 500m, memory: 256Mi}
+  replicas: {min: 1, max: 4, desired: 2}
+---
+apiVersion: universal/v1
+kind: Queue
+metadata:
+  name: research
+spec:
+  priority: 100
+  weight: 2
+";
+
+struct Cluster {
+    server: String,
+    store: Arc<dyn KvStore>,
+    plane: ControlPlane,
+    dir: tempfile::TempDir,
+}
+
+async fn start(store: Arc<dyn KvStore>) -> Cluster {
+    let config = Config {
+        etcd_endpoints: vec![],
+        listen: "127.0.0.1:0".parse().unwrap(),
+        metrics_listen: "127.0.0.1:0".parse().unwrap(),
+        identity: "test".into(),
+        lease_ttl: Duration::from_secs(2),
+        node_grace: Duration::from_secs(2),
+        catalog: None,
+        max_commits_in_flight: 4,
+    };
+    let catalog = Arc::new(Catalog::builtin().unwrap());
+    let plane = ControlPlane::start(store.clone(), catalog, &config)
+        .await
+        .unwrap();
+    for name in ["cpu-a", "cpu-b"] {
+        let capacity = ResourceAmounts {
+            compute_milli: 8000,
+            memory_bytes: 32 << 30,
+            ..ResourceAmounts::default()
+        };
+        let node = Node {
+            meta: ObjectMeta::cluster(name),
+            status: NodeStatus {
+                capacity,
+                allocatable: capacity,
+                ready: true,
+                ..NodeStatus::default()
+            },
+            ..Node::default()
+        };
+        let key = NodeKey::new(name).unwrap().format();
+        store
+            .put(&key, codec::encode(&node).unwrap(), 0)
+            .await
+            .unwrap();
+    }
+    Cluster {
+        server: format!("http://{}", plane.api_addr),
+        store,
+        plane,
+        dir: tempfile::tempdir().unwrap(),
+    }
+}
+
+struct Out {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+impl Cluster {
+    /// Runs unictl (a blocking child process) off the async runtime.
+    async fn unictl(&self, args: &[&str]) -> Out {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_unictl"));
+        cmd.args(["--server", &self.server])
+            .args(args)
+            .current_dir(self.dir.path())
+            .env("UNICTL_CONFIG", self.dir.path().join("config.yaml"))
+            .env_remove("UNIVERSAL_SERVER");
+        let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+            .await
+            .unwrap();
+        Out {
+            ok: out.status.success(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    fn write(&self, name: &str, text: &str) -> String {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.display().to_string()
+    }
+
+    async fn stored_workloads(&self) -> usize {
+        self.store
+            .range(&WorkloadKey::prefix(), RangeOptions::default())
+            .await
+            .unwrap()
+            .kvs
+            .len()
+    }
+}
+
+async fn exercise(c: Cluster) {
+    let f = c.write("web.yaml", WEB);
+    let out = c.unictl(&["apply", "-f", &f]).await;
+    assert!(out.ok, "{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        "inferenceservice/web created\nqueue/research created\n"
+    );
+    let out = c.unictl(&["apply", "-f", &f]).await;
+    assert_eq!(
+        out.stdout,
+        "inferenceservice/web unchanged\nqueue/research unchanged\n"
+    );
+    let changed = c.write("web2.yaml", &WEB.replace("desired: 2", "desired: 3"));
+    let out = c.unictl(&["apply", "-f", &changed]).await;
+    assert_eq!(
+        out.stdout,
+        "inferenceservice/web configured\nqueue/research unchanged\n"
+    );
+
+    let out = c.unictl(&["get", "workloads"]).await;
+    assert!(out.ok, "{}", out.stderr);
+    let mut lines = out.stdout.lines();
+    assert!(lines
+        .next()
+        .unwrap()
+        .starts_with("NAME   KIND               PHASE"));
+    assert!(lines
+        .next()
+        .unwrap()
+        .starts_with("web    InferenceService   "));
+
+    let out = c.unictl(&["get", "isvc", "web", "-o", "json"]).await;
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["kind"], "InferenceService");
+    assert_eq!(v["spec"]["replicas"]["desired"], 3);
+    let out = c
+        .unictl(&["get", "workloads", "-l", "app=other", "-o", "name"])
+        .await;
+    assert_eq!(out.stdout, "");
+    let out = c
+        .unictl(&["get", "workloads", "-l", "app=web", "-o", "name"])
+        .await;
+    assert_eq!(out.stdout, "inferenceservice/web\n");
+
+    let out = c
+        .unictl(&["scale", "workload/web", "--replicas", "1"])
+        .await;
+    assert_eq!(out.stdout, "inferenceservice/web scaled\n");
+    let out = c.unictl(&["describe", "workload", "web"]).await;
+    assert!(out.ok, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("Replicas:     1 desired"),
+        "{}",
+        out.stdout
+    );
+
+    let out = c.unictl(&["get", "nodes"]).await;
+    assert!(out.stdout.contains("cpu-a   Ready"), "{}", out.stdout);
+    let out = c.unictl(&["cordon", "cpu-a"]).await;
+    assert_eq!(out.stdout, "node/cpu-a cordoned\n");
+    let out = c.unictl(&["get", "nodes", "cpu-a"]).await;
+    assert!(
+        out.stdout.contains("Ready,SchedulingDisabled"),
+        "{}",
+        out.stdout
+    );
+    c.unictl(&["uncordon", "cpu-a"]).await;
+
+    // A bad manifest: every problem with its line, a non-zero exit, and nothing written.
+    let before = c.stored_workloads().await;
+    let bad = c.write(
+        "bad.yaml",
+        &WEB.replace("name: web", "name: web2")
+            .replace("memory: 256Mi", "memory: 12Qi")
+            .replace("kind: Queue", "kind: Pod"),
+    );
+    let out = c.unictl(&["apply", "-f", &bad]).await;
+    assert!(!out.ok);
+    assert!(out.stderr.contains(&format!("{bad}:9: ")), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains(&format!("{bad}:13: kind: unknown kind \"Pod\"")),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(c.stored_workloads().await, before);
+
+    let out = c.unictl(&["delete", "workload", "web"]).await;
+    assert_eq!(out.stdout, "workload/web deleted\n");
+    let out = c.unictl(&["delete", "workload", "web"]).await;
+    assert!(
+        !out.ok && out.stderr.contains("not found"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(c.stored_workloads().await, 0);
+    c.plane.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unictl_on_etcd() {
+    let etcd = EtcdServer::start().await.unwrap();
+    let store: Arc<dyn KvStore> = Arc::new(etcd.store().await.unwrap());
+    exercise(start(store).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unictl_on_the_embedded_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn KvStore> = Arc::new(
+        EmbeddedStore::open(dir.path().join("s.redb"))
+            .await
+            .unwrap(),
+    );
+    exercise(start(store).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_server_fails_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_unictl"))
+        .args(["--server", "http://127.0.0.1:1", "get", "nodes"])
+        .env("UNICTL_CONFIG", dir.path().join("c.yaml"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot reach the Universal API at http://127.0.0.1:1"),
+        "{err}"
+    );
+}

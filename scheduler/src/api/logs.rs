@@ -1,0 +1,102 @@
+//! LogService on the control plane: replica output lives on the agents, so each request is
+//! forwarded to the agents of the nodes the workload's replicas run on (`agent_endpoint` in
+//! their node status), and their streams are merged as they arrive.
+
+use std::pin::Pin;
+
+use futures::{Stream, StreamExt};
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+use uni_proto::v1 as pb;
+use uni_proto::v1::log_service_client::LogServiceClient;
+use uni_proto::v1::log_service_server::LogService;
+
+use super::ApiContext;
+use crate::placement::snapshot::WorkloadRef;
+
+pub struct LogApi {
+    ctx: ApiContext,
+    shutdown: CancellationToken,
+}
+
+impl LogApi {
+    pub fn new(ctx: ApiContext, shutdown: CancellationToken) -> Self {
+        Self { ctx, shutdown }
+    }
+
+    /// (replica, node, agent endpoint) of every replica the request asks for.
+    fn targets(&self, req: &pb::StreamLogsRequest) -> Result<Vec<(u32, String, String)>, Status> {
+        let namespace = if req.namespace.is_empty() {
+            "default".to_string()
+        } else {
+            req.namespace.clone()
+        };
+        let r = WorkloadRef {
+            namespace,
+            name: req.workload.clone(),
+        };
+        let st = self.ctx.cache.lock();
+        if st.workload(&r).is_none() {
+            return Err(Status::not_found(format!("workload {r} not found")));
+        }
+        let mut out = Vec::new();
+        for a in st.allocations_of(&r) {
+            if req.replica.is_some_and(|want| want != a.replica) {
+                continue;
+            }
+            let endpoint = st
+                .nodes
+                .get(&a.node)
+                .map(|n| n.value.status.agent_endpoint.clone())
+                .unwrap_or_default();
+            if endpoint.is_empty() {
+                return Err(Status::failed_precondition(format!(
+                    "node {} has no agent serving logs",
+                    a.node
+                )));
+            }
+            out.push((a.replica, a.node.clone(), endpoint));
+        }
+        if out.is_empty() {
+            return Err(Status::not_found(match req.replica {
+                Some(i) => format!("workload {r} has no replica {i} placed"),
+                None => format!("workload {r} has no placed replicas yet"),
+            }));
+        }
+        Ok(out)
+    }
+}
+
+type LogStream = Pin<Box<dyn Stream<Item = Result<pb::LogChunk, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl LogService for LogApi {
+    type StreamLogsStream = LogStream;
+
+    async fn stream_logs(
+        &self,
+        request: Request<pb::StreamLogsRequest>,
+    ) -> Result<Response<LogStream>, Status> {
+        let req = request.into_inner();
+        if req.workload.is_empty() {
+            return Err(Status::invalid_argument("workload: required"));
+        }
+        let mut streams = Vec::new();
+        for (replica, node, endpoint) in self.targets(&req)? {
+            let mut client = LogServiceClient::connect(endpoint.clone())
+                .await
+                .map_err(|e| {
+                    Status::unavailable(format!("agent of node {node} at {endpoint}: {e}"))
+                })?;
+            let one = pb::StreamLogsRequest {
+                replica: Some(replica),
+                ..req.clone()
+            };
+            streams.push(client.stream_logs(one).await?.into_inner());
+        }
+        let shutdown = self.shutdown.clone();
+        let merged = futures::stream::select_all(streams)
+            .take_until(async move { shutdown.cancelled().await });
+        Ok(Response::new(Box::pin(merged)))
+    }
+}

@@ -1,0 +1,98 @@
+//! One control-plane replica: the watch-fed cache, the gRPC API, `/metrics`, and the leader
+//! loop, over any store. `uni-scheduler` runs one on etcd; dev mode runs one on the embedded
+//! store; tests run them in-process.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use uni_core::catalog::Catalog;
+use uni_core::store::KvStore;
+
+use crate::api::ApiContext;
+use crate::cache::Cache;
+use crate::config::Config;
+use crate::leader::{self, LeaderConfig};
+use crate::metrics::{self, Metrics};
+use crate::schedule::PlanConfig;
+use crate::server;
+
+pub struct ControlPlane {
+    pub api_addr: SocketAddr,
+    pub metrics_addr: SocketAddr,
+    pub cache: Arc<Cache>,
+    pub metrics: Arc<Metrics>,
+    cancel: CancellationToken,
+    tasks: JoinSet<()>,
+}
+
+impl ControlPlane {
+    /// Binds the listeners and starts every task.
+    pub async fn start(
+        store: Arc<dyn KvStore>,
+        catalog: Arc<Catalog>,
+        config: &Config,
+    ) -> anyhow::Result<Self> {
+        let api = TcpListener::bind(config.listen).await?;
+        let metrics_listener = TcpListener::bind(config.metrics_listen).await?;
+        let api_addr = api.local_addr()?;
+        let metrics_addr = metrics_listener.local_addr()?;
+        let metrics = Metrics::new()?;
+        let cache = Cache::new(catalog.clone());
+        let cancel = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+
+        tasks.spawn(cache.clone().run(store.clone(), cancel.child_token()));
+        let ctx = ApiContext {
+            store: store.clone(),
+            cache: cache.clone(),
+            catalog,
+        };
+        let api_cancel = cancel.child_token();
+        tasks.spawn(async move {
+            if let Err(e) = server::serve(api, ctx, api_cancel).await {
+                tracing::error!(error = %e, "API server failed");
+            }
+        });
+        let m = metrics.clone();
+        let metrics_cancel = cancel.child_token();
+        tasks.spawn(async move {
+            if let Err(e) = metrics::serve(metrics_listener, m, metrics_cancel).await {
+                tracing::error!(error = %e, "metrics server failed");
+            }
+        });
+        let leader_config = LeaderConfig {
+            identity: config.identity.clone(),
+            lease_ttl: config.lease_ttl,
+            plan: PlanConfig {
+                node_grace: config.node_grace,
+                ..PlanConfig::default()
+            },
+            max_in_flight: config.max_commits_in_flight,
+        };
+        tasks.spawn(leader::run(
+            store,
+            cache.clone(),
+            metrics.clone(),
+            leader_config,
+            cancel.child_token(),
+        ));
+        Ok(Self {
+            api_addr,
+            metrics_addr,
+            cache,
+            metrics,
+            cancel,
+            tasks,
+        })
+    }
+
+    /// Stops accepting requests, finishes the commits in flight, resigns, and waits for every
+    /// task to end.
+    pub async fn shutdown(mut self) {
+        self.cancel.cancel();
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
