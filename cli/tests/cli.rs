@@ -50,6 +50,8 @@ async fn start(store: Arc<dyn KvStore>) -> Cluster {
         node_grace: Duration::from_secs(2),
         catalog: None,
         max_commits_in_flight: 4,
+        dev: false,
+        data_dir: std::path::PathBuf::new(),
     };
     let catalog = Arc::new(Catalog::builtin().unwrap());
     let plane = ControlPlane::start(store.clone(), catalog, &config)

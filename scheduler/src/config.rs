@@ -38,6 +38,13 @@ pub struct Cli {
     /// Commit transactions in flight at once.
     #[arg(long, env = "UNIVERSAL_MAX_COMMITS_IN_FLIGHT")]
     pub max_commits_in_flight: Option<usize>,
+    /// Dev mode: the whole control plane and an agent for this machine in one process, on an
+    /// embedded store; no etcd. Serves on loopback only, without authentication.
+    #[arg(long, env = "UNIVERSAL_DEV")]
+    pub dev: bool,
+    /// Where dev mode keeps its data (default: ~/.local/share/universal/dev).
+    #[arg(long, env = "UNIVERSAL_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
 }
 
 /// The config file: the same settings as the flags.
@@ -52,6 +59,7 @@ pub struct FileConfig {
     pub node_grace_seconds: Option<u64>,
     pub catalog: Option<PathBuf>,
     pub max_commits_in_flight: Option<usize>,
+    pub data_dir: Option<PathBuf>,
 }
 
 impl FileConfig {
@@ -72,6 +80,8 @@ pub struct Config {
     pub node_grace: Duration,
     pub catalog: Option<PathBuf>,
     pub max_commits_in_flight: usize,
+    pub dev: bool,
+    pub data_dir: PathBuf,
 }
 
 impl Config {
@@ -84,7 +94,19 @@ impl Config {
             let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
             format!("{}-{}", host.trim(), std::process::id())
         });
+        // Dev mode serves without authentication, so only on loopback unless told otherwise.
+        let host = if cli.dev {
+            [127, 0, 0, 1]
+        } else {
+            [0, 0, 0, 0]
+        };
+        let data_dir = cli.data_dir.or(file.data_dir).unwrap_or_else(|| {
+            let home = std::env::var("HOME").unwrap_or_else(|_| ".".into());
+            PathBuf::from(home).join(".local/share/universal/dev")
+        });
         Ok(Self {
+            dev: cli.dev,
+            data_dir,
             etcd_endpoints: cli
                 .etcd_endpoints
                 .or(file.etcd_endpoints)
@@ -92,11 +114,11 @@ impl Config {
             listen: cli
                 .listen
                 .or(file.listen)
-                .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 7070))),
+                .unwrap_or_else(|| SocketAddr::from((host, 7070))),
             metrics_listen: cli
                 .metrics_listen
                 .or(file.metrics_listen)
-                .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 7071))),
+                .unwrap_or_else(|| SocketAddr::from((host, 7071))),
             identity,
             lease_ttl: Duration::from_secs(
                 cli.lease_ttl_seconds

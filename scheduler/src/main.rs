@@ -10,6 +10,8 @@ use uni_core::store::{EtcdStore, KvStore};
 use uni_scheduler::config::{Cli, Config};
 use uni_scheduler::control_plane::ControlPlane;
 
+mod dev;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -20,6 +22,9 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let config = Config::resolve(Cli::parse())?;
     let catalog = Arc::new(Catalog::load(config.catalog.as_deref())?);
+    if config.dev {
+        return dev::run(config, catalog).await;
+    }
     let store: Arc<dyn KvStore> = Arc::new(
         EtcdStore::connect(&config.etcd_endpoints)
             .await
@@ -37,7 +42,7 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() -> std::io::Result<()> {
+pub(crate) async fn shutdown_signal() -> std::io::Result<()> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         r = tokio::signal::ctrl_c() => r,

@@ -314,3 +314,35 @@ async fn sigterm_resigns_leadership_at_once() {
         .unwrap()
         .is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_never_exceeds_its_maximum_quota() {
+    let (etcd, store) = setup().await;
+    register(&store, &node("big", 64, 256, 0, "", 0), 0).await;
+    let s = Scheduler::start(&etcd.endpoint(), "s1").await;
+    let queue: uni_core::model::Queue = serde_yaml::from_str(
+        "meta: {name: small}\nspec: {max: {compute: \"2\"}, priority: 100, weight: 1}\n",
+    )
+    .unwrap();
+    pb::queue_service_client::QueueServiceClient::connect(s.api.clone())
+        .await
+        .unwrap()
+        .create_queue(pb::CreateQueueRequest {
+            queue: Some(pb::Queue::from(&queue)),
+            dry_run: false,
+        })
+        .await
+        .expect("create queue");
+    let mut w = inference("capped", 3, "1");
+    if let uni_core::model::WorkloadSpec::Inference(spec) = &mut w.spec {
+        spec.queue = "small".into();
+    }
+    create(&s, &w).await;
+    let w = wait_unschedulable(&store, "capped").await;
+    assert_eq!(
+        w.status.message,
+        "queue small would exceed its maximum quota"
+    );
+    // Two replicas fit in the queue's 2 UCU; the node had room for all three.
+    assert_eq!(of(&allocations(&store).await, "capped").len(), 2);
+}

@@ -118,3 +118,29 @@ fn wrong_api_version() {
         ["f.yaml:1: apiVersion: unsupported \"v2\", expected \"universal/v1\""]
     );
 }
+
+#[test]
+fn the_examples_parse_and_validate() {
+    let examples = [
+        (
+            "hello-inference.yaml",
+            include_str!("../../../examples/hello-inference.yaml"),
+        ),
+        (
+            "pair-training.yaml",
+            include_str!("../../../examples/pair-training.yaml"),
+        ),
+        (
+            "research-queue.yaml",
+            include_str!("../../../examples/research-queue.yaml"),
+        ),
+        (
+            "gpu-inference.yaml",
+            include_str!("../../../examples/gpu-inference.yaml"),
+        ),
+    ];
+    for (name, text) in examples {
+        let docs = parse(name, text).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(docs.len(), 1, "{name}");
+    }
+}

@@ -45,6 +45,9 @@ pub struct Allocation {
     /// Workload generation this allocation was placed for (older during a rolling update).
     pub generation: i64,
     pub created: UnixMillis,
+    /// The workload's queue, whose quota this allocation counts against.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub queue: String,
     /// Variables the scheduler sets for this replica, e.g. a training worker's `RANK`,
     /// `WORLD_SIZE`, `MASTER_ADDR` and `MASTER_PORT`.
     #[serde(skip_serializing_if = "Vec::is_empty")]

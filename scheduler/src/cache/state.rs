@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use uni_core::catalog::Catalog;
-use uni_core::model::{Allocation, Node, Queue, ReplicaStatus, Workload};
+use uni_core::model::{Allocation, Node, Queue, ReplicaStatus, ResourceAmounts, Workload};
 use uni_core::store::keys::{self, AllocationKey, TypedKey};
 use uni_core::store::{codec, EventKind, KeyValue, Revision, WatchEvent};
 use uni_core::Result;
@@ -34,6 +34,8 @@ pub struct State {
     pub by_node: HashMap<String, BTreeSet<String>>,
     /// Nodes whose key disappeared (lease expired or revoked), for the leader to mark NotReady.
     pub lost_nodes: BTreeMap<String, Node>,
+    /// What each queue's allocations hold, for its maximum quota.
+    pub queue_usage: HashMap<String, ResourceAmounts>,
     /// Nodes that are NotReady or draining: the only ones node lifecycle needs to look at.
     pub troubled_nodes: BTreeSet<String>,
     pub statuses: HashMap<(WorkloadRef, u32), ReplicaStatus>,
@@ -99,6 +101,7 @@ impl State {
             by_node: HashMap::new(),
             lost_nodes: BTreeMap::new(),
             troubled_nodes: BTreeSet::new(),
+            queue_usage: HashMap::new(),
             statuses: HashMap::new(),
             snapshot: Snapshot::new(),
             inflight: HashMap::new(),
@@ -221,12 +224,19 @@ impl State {
             .entry(alloc.node.clone())
             .or_default()
             .insert(alloc.id.clone());
-        self.allocations.insert(alloc.id.clone(), alloc);
+        let usage = self.queue_usage.entry(alloc.queue.clone()).or_default();
+        if let Some(old) = self.allocations.insert(alloc.id.clone(), alloc.clone()) {
+            *usage = usage.saturating_sub(&old.amounts());
+        }
+        *usage = usage.saturating_add(&alloc.amounts());
     }
 
     /// Forgets an allocation; returns it if it was known.
     pub fn release(&mut self, id: &str) -> Option<Allocation> {
         let alloc = self.allocations.remove(id)?;
+        if let Some(usage) = self.queue_usage.get_mut(&alloc.queue) {
+            *usage = usage.saturating_sub(&alloc.amounts());
+        }
         self.snapshot.remove_allocation(&alloc);
         let r = workload_ref(&alloc);
         if let Some(set) = self.by_workload.get_mut(&r) {

@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 use std::time::Instant;
 
 use uni_core::model::{
-    Allocation, EnvVar, EventType, ReplicaPhase, TrainingJobSpec, UnixMillis, Workload,
-    WorkloadPhase, WorkloadSpec,
+    Allocation, EnvVar, EventType, ReplicaPhase, ResourceAmounts, TrainingJobSpec, UnixMillis,
+    Workload, WorkloadPhase, WorkloadSpec,
 };
 use uni_core::store::keys::{StatusKey, TypedKey};
 use uni_core::store::{Txn, TxnOp};
@@ -17,6 +17,42 @@ use crate::cache::State;
 use crate::placement::request::PodRequest;
 use crate::placement::select::{place, place_gang, Decision, Unschedulable};
 use crate::placement::snapshot::WorkloadRef;
+
+/// Why a workload (or part of it) could not be placed.
+struct Failure {
+    /// For people: status message and event.
+    message: String,
+    /// For the failures metric: the most common filter reason, or "queue quota".
+    reason: String,
+}
+
+impl From<Unschedulable> for Failure {
+    fn from(u: Unschedulable) -> Self {
+        let reason = u
+            .reasons
+            .iter()
+            .max_by_key(|(_, n)| **n)
+            .map_or_else(|| "no nodes".to_string(), |(r, _)| r.clone());
+        Self {
+            message: u.to_string(),
+            reason,
+        }
+    }
+}
+
+/// A failure when `extra` would take the workload's queue past its maximum quota.
+fn over_quota(st: &State, w: &Workload, extra: &ResourceAmounts) -> Option<Failure> {
+    let queue = w.spec.queue();
+    let max = st.queues.get(queue)?.value.spec.max.to_amounts(u64::MAX);
+    let used = st.queue_usage.get(queue).copied().unwrap_or_default();
+    if used.saturating_add(extra).fits_in(&max) {
+        return None;
+    }
+    Some(Failure {
+        message: format!("queue {queue} would exceed its maximum quota"),
+        reason: "queue quota".into(),
+    })
+}
 
 /// Host ports handed to replicas (`PORT`, a training job's `MASTER_PORT`).
 const PORTS: std::ops::RangeInclusive<u16> = 30000..=32767;
@@ -102,16 +138,20 @@ fn inference(
         match decision {
             Ok(d) => {
                 let mut alloc = new_allocation(w, replica, &req, &d, pass.now);
+                if let Some(f) = over_quota(st, w, &alloc.amounts()) {
+                    failed = Some(f);
+                    break;
+                }
                 alloc.port = free_port(st, &alloc.node);
                 commit(pass, st, alloc, w);
             }
             Err(u) => {
-                failed = Some(u);
+                failed = Some(u.into());
                 break;
             }
         }
     }
-    finish(pass, st, r, w, failed.as_ref(), now);
+    finish(pass, st, r, w, failed, now);
 }
 
 fn training(
@@ -149,16 +189,27 @@ fn training(
         match placed {
             Ok(members) => {
                 let members: Vec<Allocation> = members.into_iter().map(|(_, a)| a).collect();
+                let total = members.iter().fold(ResourceAmounts::default(), |t, a| {
+                    t.saturating_add(&a.amounts())
+                });
+                if let Some(f) = over_quota(st, w, &total) {
+                    // Undo the gang's reservation: it holds nothing unless all of it runs.
+                    for a in &members {
+                        st.snapshot.remove_allocation(a);
+                    }
+                    last = Some(f);
+                    continue;
+                }
                 for alloc in with_rendezvous(st, members) {
                     commit(pass, st, alloc, w);
                 }
                 finish(pass, st, r, w, None, now);
                 return;
             }
-            Err(u) => last = Some(u),
+            Err(u) => last = Some(u.into()),
         }
     }
-    finish(pass, st, r, w, last.as_ref(), now);
+    finish(pass, st, r, w, last, now);
 }
 
 /// A placed job: complete it when every worker succeeded; restart the gang (or fail the job
@@ -264,6 +315,7 @@ fn new_allocation(
         port: 0,
         generation: w.meta.generation,
         created: now,
+        queue: w.spec.queue().to_string(),
         env: Vec::new(),
     }
 }
@@ -326,20 +378,17 @@ fn finish(
     st: &State,
     r: &WorkloadRef,
     w: &Workload,
-    failed: Option<&Unschedulable>,
+    failed: Option<Failure>,
     now: Instant,
 ) {
     match failed {
-        Some(u) => {
+        Some(Failure { message, reason }) => {
             pass.planner.backoffs.fail(r, now);
-            let message = u.to_string();
-            if let Some((reason, _)) = u.reasons.iter().max_by_key(|(_, n)| **n) {
-                pass.planner
-                    .metrics
-                    .failures
-                    .with_label_values(&[reason])
-                    .inc();
-            }
+            pass.planner
+                .metrics
+                .failures
+                .with_label_values(&[&reason])
+                .inc();
             if w.status.message != message {
                 pass.event(
                     object_ref(w),
