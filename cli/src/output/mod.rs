@@ -38,6 +38,25 @@ impl FromStr for Format {
     }
 }
 
+/// Bytes for a table: rounded to one decimal in the largest binary unit (`23.5Gi`); exact
+/// quantities are in `-o yaml`.
+pub fn human_bytes(b: u64) -> String {
+    const UNITS: [(&str, u64); 4] = [
+        ("Ti", 1 << 40),
+        ("Gi", 1 << 30),
+        ("Mi", 1 << 20),
+        ("Ki", 1 << 10),
+    ];
+    for (unit, size) in UNITS {
+        if b >= size {
+            let v = b as f64 / size as f64;
+            let text = format!("{v:.1}");
+            return format!("{}{unit}", text.trim_end_matches(".0"));
+        }
+    }
+    b.to_string()
+}
+
 fn dash(s: String) -> String {
     if s.is_empty() {
         "<none>".into()
@@ -139,8 +158,8 @@ pub fn nodes_table(nodes: &[Node], wide: bool) -> String {
             ),
             format!(
                 "{}/{}",
-                format_bytes(s.allocated.memory_bytes),
-                format_bytes(s.allocatable.memory_bytes)
+                human_bytes(s.allocated.memory_bytes),
+                human_bytes(s.allocatable.memory_bytes)
             ),
             accelerators(n),
             s.replicas.to_string(),
@@ -178,7 +197,7 @@ pub fn top_nodes_table(nodes: &[Node]) -> String {
             n.meta.name.clone(),
             format_milli(a.compute_milli),
             pct(a.compute_milli, c.compute_milli),
-            format_bytes(a.memory_bytes),
+            human_bytes(a.memory_bytes),
             pct(a.memory_bytes, c.memory_bytes),
             pct(a.device_milli, c.device_milli),
         ]);

@@ -75,6 +75,14 @@ mod tests {
     }
 
     #[test]
+    fn human_bytes_round_to_one_decimal() {
+        use crate::output::human_bytes;
+        assert_eq!(human_bytes(24_683_652 * 1024), "23.5Gi");
+        assert_eq!(human_bytes(256 << 20), "256Mi");
+        assert_eq!(human_bytes(512), "512");
+    }
+
+    #[test]
     fn ages() {
         assert_eq!(age(1_000, 46_000), "45s");
         assert_eq!(age(1_000, 1_000 + 600_000), "10m");

@@ -39,23 +39,39 @@ impl LogApi {
         if st.workload(&r).is_none() {
             return Err(Status::not_found(format!("workload {r} not found")));
         }
+        // Running replicas from their allocations; a finished job's from its stored status.
+        let mut placed: Vec<(u32, String)> = st
+            .allocations_of(&r)
+            .iter()
+            .map(|a| (a.replica, a.node.clone()))
+            .collect();
+        if placed.is_empty() {
+            if let Some(w) = st.workload(&r) {
+                placed = w
+                    .value
+                    .status
+                    .replicas
+                    .iter()
+                    .map(|v| (v.replica, v.node.clone()))
+                    .collect();
+            }
+        }
         let mut out = Vec::new();
-        for a in st.allocations_of(&r) {
-            if req.replica.is_some_and(|want| want != a.replica) {
+        for (replica, node) in placed {
+            if req.replica.is_some_and(|want| want != replica) {
                 continue;
             }
             let endpoint = st
                 .nodes
-                .get(&a.node)
+                .get(&node)
                 .map(|n| n.value.status.agent_endpoint.clone())
                 .unwrap_or_default();
             if endpoint.is_empty() {
                 return Err(Status::failed_precondition(format!(
-                    "node {} has no agent serving logs",
-                    a.node
+                    "node {node} has no agent serving logs"
                 )));
             }
-            out.push((a.replica, a.node.clone(), endpoint));
+            out.push((replica, node, endpoint));
         }
         if out.is_empty() {
             return Err(Status::not_found(match req.replica {

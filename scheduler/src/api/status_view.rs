@@ -37,7 +37,10 @@ pub fn overlay_status(state: &State, w: &mut Workload) {
     status.replicas_placed = count(replicas.len());
     status.replicas_ready = count(ready);
     status.cost_per_hour = cost;
-    status.replicas = replicas;
+    // A finished job's allocations are gone; the scheduler kept where its replicas ran.
+    if !(replicas.is_empty() && status.phase.is_terminal()) {
+        status.replicas = replicas;
+    }
 }
 
 fn count(n: usize) -> u32 {

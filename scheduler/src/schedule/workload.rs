@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 use std::time::Instant;
 
 use uni_core::model::{
-    Allocation, EnvVar, EventType, ReplicaPhase, ResourceAmounts, TrainingJobSpec, UnixMillis,
-    Workload, WorkloadPhase, WorkloadSpec,
+    Allocation, EnvVar, EventType, ReplicaPhase, ReplicaView, ResourceAmounts, TrainingJobSpec,
+    UnixMillis, Workload, WorkloadPhase, WorkloadSpec,
 };
 use uni_core::store::keys::{StatusKey, TypedKey};
 use uni_core::store::{Txn, TxnOp};
@@ -243,9 +243,21 @@ fn check_running_job(
         .flatten()
         .find(|p| matches!(p, ReplicaPhase::Failed | ReplicaPhase::OomKilled));
     if allocs.len() == world && succeeded {
+        // Keep where each worker ran: the allocations go, but logs stay readable.
+        let finished: Vec<ReplicaView> = allocs
+            .iter()
+            .map(|a| {
+                let address = st
+                    .nodes
+                    .get(&a.node)
+                    .map_or("", |n| n.value.status.address.as_str());
+                ReplicaView::new(a, address, st.statuses.get(&(r.clone(), a.replica)))
+            })
+            .collect();
         pass.update_status(st, r, |w, now| {
             w.status.phase = WorkloadPhase::Succeeded;
             w.status.completed = Some(now);
+            w.status.replicas = finished;
         });
         pass.event(
             object_ref(w),

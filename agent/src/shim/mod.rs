@@ -1,0 +1,97 @@
+//! The shim: a small process between the agent and each replica process, so replicas outlive
+//! agent restarts. It starts the process (own process group, cgroup joined before `exec`,
+//! clean environment), copies its stdout and stderr into rotated log files, waits for it,
+//! kills whatever it left behind and records how it ended in `exit.json`. Being a child
+//! subreaper, it inherits orphaned descendants and kills them too: no orphans, ever.
+//!
+//! The agent starts it as `uni-agent shim RUN_DIR/spec.json`; it double-forks and detaches,
+//! reports the process ids in `launched.json`, and the first process exits. Where no shim
+//! executable is available (an embedding binary), the same supervision runs on a thread of the
+//! agent instead, and replicas then stop with the agent.
+//!
+//! Files of a run directory: `spec.json` (what to run), `launched.json` (pids, or why it could
+//! not start), `exit.json` (how it ended), `output.log*` (output).
+
+mod process_main;
+mod supervise;
+
+use std::path::{Path, PathBuf};
+
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use uni_core::model::UnixMillis;
+
+use crate::error::{Error, Result};
+
+pub use process_main::run as run_process;
+pub use supervise::supervise;
+
+pub const SPEC_FILE: &str = "spec.json";
+pub const LAUNCHED_FILE: &str = "launched.json";
+pub const EXIT_FILE: &str = "exit.json";
+
+/// What to run, written by the agent.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LaunchSpec {
+    pub program: String,
+    pub args: Vec<String>,
+    /// The whole environment (nothing is inherited).
+    pub env: Vec<(String, String)>,
+    pub working_dir: PathBuf,
+    /// Where logs, `launched.json` and `exit.json` go.
+    pub run_dir: PathBuf,
+    /// `cgroup.procs` files the process joins before `exec`.
+    pub cgroup_procs: Vec<PathBuf>,
+    pub log_max_bytes: u64,
+    pub log_max_files: u32,
+}
+
+/// Process ids of a started run; start times (from `/proc/PID/stat`) guard against pid reuse.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Launched {
+    pub shim_pid: i32,
+    pub shim_start: u64,
+    pub pid: i32,
+    pub start: u64,
+    pub pgid: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LaunchResult {
+    Started(Launched),
+    Failed(String),
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExitInfo {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+    /// Set when the process could not be started at all.
+    pub error: Option<String>,
+    pub finished: UnixMillis,
+}
+
+/// Writes `value` as JSON to `path` atomically (temporary file, then rename).
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let bytes = serde_json::to_vec_pretty(value).map_err(|e| Error::State {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).map_err(Error::at("writing", &tmp))?;
+    std::fs::rename(&tmp, path).map_err(Error::at("renaming", &tmp))
+}
+
+/// Reads JSON written by [`write_json`]; `Ok(None)` when the file does not exist.
+pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| Error::State {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::at("reading", path)(e)),
+    }
+}
