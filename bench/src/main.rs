@@ -1,5 +1,7 @@
 //! `uni-bench`: Universal's benchmarks. Each subcommand measures and reports; none asserts.
 
+mod cost;
+mod replay;
 mod store;
 mod throughput;
 
@@ -18,6 +20,10 @@ enum Command {
     Store(store::Args),
     /// End-to-end placements/s through the API, against etcd's raw batched-write rate.
     Throughput(throughput::Args),
+    /// Placement quality on the openb GPU trace, against the FGD paper's baselines.
+    Replay(replay::Args),
+    /// Hourly price of a workload mix: a fleet Universal packs against one instance each.
+    Cost(cost::Args),
 }
 
 #[tokio::main]
@@ -25,5 +31,7 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Store(args) => store::run(args).await,
         Command::Throughput(args) => throughput::run(args).await,
+        Command::Replay(args) => replay::run(args).await,
+        Command::Cost(args) => cost::run(args).await,
     }
 }

@@ -1,7 +1,11 @@
 //! Policies: how much each score plugin weighs, the typical request mix fragmentation is
-//! measured against, and how many feasible nodes are scored.
+//! measured against, and how many feasible nodes are scored. Besides our own weighted policy,
+//! the published baselines of the FGD paper (Weng et al., ATC '23) are policies too, so trace
+//! replays run them through the same filter, shape and select code as the live scheduler.
 
 use uni_core::units::GIB;
+
+use super::request::ModelFilter;
 
 /// Weights of the score plugins; each plugin scores 0..100 and the total is the weighted
 /// mean. `spread` counts only for requests that ask to spread.
@@ -15,9 +19,9 @@ pub struct Weights {
 
 /// A request shape that is common in the cluster: fragmentation is the free accelerator
 /// capacity such shapes could no longer use (the FGD paper's measure). `gpus = 1` with
-/// `gpu_milli < 1000` is a shared device; otherwise `gpus` whole devices. CPU-only shapes
-/// (`gpus = 0`) do not use accelerators and are ignored.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// `gpu_milli < 1000` is a shared device; otherwise `gpus` whole devices; `gpus = 0` is
+/// CPU-only work (which FGD counts as unable to use any free accelerator).
+#[derive(Debug, Clone, PartialEq)]
 pub struct TypicalShape {
     pub compute_milli: u64,
     pub memory_bytes: u64,
@@ -25,6 +29,8 @@ pub struct TypicalShape {
     pub gpu_milli: u32,
     /// Relative frequency; weights need not sum to 1.
     pub weight: f64,
+    /// Accelerator models the shape may use (empty: any).
+    pub models: ModelFilter,
 }
 
 impl TypicalShape {
@@ -41,8 +47,62 @@ impl TypicalShape {
             gpus,
             gpu_milli,
             weight,
+            models: ModelFilter {
+                allowed: Vec::new(),
+                forbidden: Vec::new(),
+            },
         }
     }
+
+    /// Whether the shape asks for accelerators at all.
+    pub fn uses_accelerators(&self) -> bool {
+        self.gpus > 0 && self.gpu_milli > 0
+    }
+}
+
+/// How candidates are scored: our weighted plugins, or one of the FGD paper's baselines as its
+/// public simulator scores them (integer scores 0..100; see `score::baseline`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scorer {
+    /// Cost, packing, fragmentation and spread, weighted by `Policy::weights`.
+    Weighted,
+    /// A uniformly random feasible node, and a random device on it.
+    Random,
+    /// Tetris's dot product of free and requested (CPU, GPU), smallest first.
+    DotProduct,
+    /// The node left with the least free (CPU, GPU), each over the largest node's; the
+    /// tightest device.
+    BestFit,
+    /// Fragmentation gradient descent: the least growth of the node's fragmentation measured
+    /// against the typical shapes.
+    Fgd,
+}
+
+/// Which of several equally scored nodes wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TieBreak {
+    /// The first found (tightest fit in the index, earliest group): deterministic.
+    First,
+    /// The first in a random order of the nodes fixed by the seed (a hash of seed and node
+    /// name): reproducible. The FGD paper's simulator gives its nodes a seeded random order
+    /// (it prefixes their names with a shuffled index) and breaks ties by it.
+    Seeded(u64),
+}
+
+/// The largest node's compute and devices: the scale the paper's BestFit and DotProduct divide
+/// free and requested resources by (`MaxSpecCpu`, `MaxSpecGpu` in its simulator).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NodeScale {
+    pub compute_milli: u64,
+    pub devices: u32,
+}
+
+impl NodeScale {
+    /// The openb trace's largest node: 128 CPUs, 8 GPUs.
+    pub const OPENB: NodeScale = NodeScale {
+        compute_milli: 128_000,
+        devices: 8,
+    };
 }
 
 /// Feasible nodes scored per node group (class and device models) by the default policy:
@@ -57,22 +117,31 @@ pub struct Policy {
     /// Feasible nodes scored per node group, tightest fit first; `None` scores every feasible
     /// node (exact, slower).
     pub max_candidates: Option<usize>,
+    pub scorer: Scorer,
+    pub tie_break: TieBreak,
+    /// Scale of the baselines that normalize by the largest node.
+    pub scale: NodeScale,
 }
 
 impl Default for Policy {
-    /// "universal": cheapest first, then least fragmentation (so free accelerators stay usable
-    /// by the common shapes), then tight packing; replicas that ask to spread, spread.
+    /// "universal": least fragmentation (FGD's measure plus stranding, see
+    /// `score::fragmentation`) weighed against the cheapest shape, then tight packing; replicas that ask to
+    /// spread, spread; equals go to the first node in a fixed hashed order, which consolidates
+    /// work the way first fit does.
     fn default() -> Self {
         Self {
             name: "universal".to_string(),
             weights: Weights {
                 cost: 40.0,
-                packing: 15.0,
-                fragmentation: 30.0,
+                packing: 1.0,
+                fragmentation: 100.0,
                 spread: 60.0,
             },
             typical_shapes: default_typical_shapes(),
             max_candidates: Some(DEFAULT_MAX_CANDIDATES),
+            scorer: Scorer::Weighted,
+            tie_break: TieBreak::Seeded(0),
+            scale: NodeScale::OPENB,
         }
     }
 }
@@ -91,7 +160,48 @@ impl Policy {
             },
             typical_shapes: Vec::new(),
             max_candidates: None,
+            scorer: Scorer::Weighted,
+            tie_break: TieBreak::First,
+            scale: NodeScale::OPENB,
         }
+    }
+
+    /// One of the FGD paper's baselines, scoring every feasible node and breaking ties at
+    /// random (seed 0; see `with_seed`). `Fgd` needs typical shapes (`with_typical_shapes`).
+    pub fn baseline(scorer: Scorer) -> Self {
+        let name = match scorer {
+            Scorer::Weighted => "weighted",
+            Scorer::Random => "random",
+            Scorer::DotProduct => "dotprod",
+            Scorer::BestFit => "bestfit",
+            Scorer::Fgd => "fgd",
+        };
+        Self {
+            name: name.to_string(),
+            weights: Weights {
+                cost: 0.0,
+                packing: 0.0,
+                fragmentation: 0.0,
+                spread: 0.0,
+            },
+            typical_shapes: Vec::new(),
+            max_candidates: None,
+            scorer,
+            tie_break: TieBreak::Seeded(0),
+            scale: NodeScale::OPENB,
+        }
+    }
+
+    /// The same policy breaking ties (and, for `Random`, choosing) with `seed`.
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.tie_break = TieBreak::Seeded(seed);
+        self
+    }
+
+    /// The same policy normalizing by `scale` (the largest node of the cluster).
+    pub fn with_scale(mut self, scale: NodeScale) -> Self {
+        self.scale = scale;
+        self
     }
 
     /// The same policy scoring every feasible node.

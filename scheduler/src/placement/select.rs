@@ -7,7 +7,8 @@ use super::filter;
 use super::index::{Group, NodeId};
 use super::node_state::{DeviceState, NodeState};
 pub use super::policy::{
-    default_typical_shapes, Policy, TypicalShape, Weights, DEFAULT_MAX_CANDIDATES,
+    default_typical_shapes, NodeScale, Policy, Scorer, TieBreak, TypicalShape, Weights,
+    DEFAULT_MAX_CANDIDATES,
 };
 use super::request::{GpuDemand, PodRequest};
 use super::score::{self, Best, Measures, NodeContext};
@@ -214,7 +215,9 @@ fn scan(
     }
 }
 
-/// The best-scoring candidate (the first among equals: tightest fit, earliest group).
+/// The best-scoring candidate. On each node the best of its shapes (by score, then by the
+/// scorer's device preference, then the first); among nodes, the best score, equals broken by
+/// the policy's `TieBreak` (`First`: tightest fit, earliest group).
 fn choose(
     snapshot: &Snapshot,
     req: &PodRequest,
@@ -225,14 +228,50 @@ fn choose(
     for c in candidates {
         best.include(&c.measures);
     }
-    let mut winner: Option<(f64, &Candidate)> = None;
-    for c in candidates {
-        let total = score::total(&c.measures, &best, req, policy);
-        if winner.is_none_or(|(w, _)| total > w) {
-            winner = Some((total, c));
+    // (total, tie key, candidate); the key is drawn only when scores tie.
+    let mut winner: Option<(f64, Option<u64>, &Candidate)> = None;
+    let mut i = 0;
+    while i < candidates.len() {
+        // A node's shapes are contiguous (`consider` adds them together).
+        let id = candidates[i].id;
+        let mut node_best: Option<(f64, &Candidate)> = None;
+        while i < candidates.len() && candidates[i].id == id {
+            let c = &candidates[i];
+            let total = score::total(&c.measures, &best, req, policy);
+            let better = node_best.is_none_or(|(t, b)| {
+                total > t || (total == t && c.measures.within_node > b.measures.within_node)
+            });
+            if better {
+                node_best = Some((total, c));
+            }
+            i += 1;
+        }
+        let Some((total, c)) = node_best else {
+            continue;
+        };
+        match &mut winner {
+            None => winner = Some((total, None, c)),
+            Some((w, key, wc)) => {
+                if total > *w {
+                    winner = Some((total, None, c));
+                } else if total == *w {
+                    if let TieBreak::Seeded(seed) = policy.tie_break {
+                        let draw = |c: &Candidate| {
+                            snapshot
+                                .slot(c.id)
+                                .map_or(0, |s| score::random::rank(seed, &s.node.name))
+                        };
+                        let theirs = *key.get_or_insert_with(|| draw(wc));
+                        let ours = draw(c);
+                        if ours > theirs {
+                            winner = Some((total, Some(ours), c));
+                        }
+                    }
+                }
+            }
         }
     }
-    let (score, c) = winner?;
+    let (score, _, c) = winner?;
     let node = &snapshot.slot(c.id)?.node;
     Some(Decision {
         node: node.name.clone(),

@@ -1,15 +1,20 @@
 //! Score plugins: pure functions of a node, a candidate shape and the request, each 0..100
-//! (higher is better), combined as the policy's weighted mean.
+//! (higher is better), combined as the policy's weighted mean; or, for the published
+//! baselines, one baseline's own integer score (`Scorer`).
 
+pub mod best_fit;
 pub mod cost;
+pub mod dot_product;
+pub mod fgd;
 pub mod fragmentation;
 pub mod packing;
+pub mod random;
 pub mod spread;
 
 use uni_core::model::Preference;
 
 use super::node_state::NodeState;
-use super::policy::Policy;
+use super::policy::{Policy, Scorer, TieBreak};
 use super::request::PodRequest;
 use super::shape::Shape;
 
@@ -18,8 +23,10 @@ use super::shape::Shape;
 pub struct Measures {
     pub usd_per_hour: f64,
     pub tflops: f64,
-    /// Weighted sum of the plugins that need no normalization.
+    /// Weighted sum of the plugins that need no normalization (a baseline: its score).
     pub partial: f64,
+    /// Orders the shapes of one node when their scores tie (which device a baseline takes).
+    pub within_node: f64,
 }
 
 /// What cost scores are relative to: the cheapest and the fastest candidate.
@@ -49,10 +56,12 @@ pub struct NodeContext {
 
 impl NodeContext {
     pub fn new(node: &NodeState, policy: &Policy) -> Self {
-        let fragmentation_before = if policy.weights.fragmentation > 0.0 {
-            fragmentation::of_node(node, 0, 0, &Shape::CPU_ONLY, &policy.typical_shapes)
-        } else {
-            0.0
+        let fragmentation_before = match policy.scorer {
+            Scorer::Weighted if policy.weights.fragmentation > 0.0 => {
+                fragmentation::of_node(node, 0, 0, &Shape::CPU_ONLY, &policy.typical_shapes)
+            }
+            Scorer::Fgd => fgd::of_node(node, &Shape::CPU_ONLY, None, &policy.typical_shapes),
+            _ => 0.0,
         };
         Self {
             fragmentation_before,
@@ -67,6 +76,53 @@ pub fn measure(
     req: &PodRequest,
     policy: &Policy,
 ) -> Measures {
+    let usd_per_hour = cost::usd_per_hour(node, shape, req);
+    let (partial, within_node) = match policy.scorer {
+        Scorer::Weighted => (weighted(node, ctx, shape, req, policy), 0.0),
+        Scorer::Random => {
+            let seed = match policy.tie_break {
+                TieBreak::Seeded(seed) => seed,
+                TieBreak::First => 0,
+            };
+            // A random node (kube-scheduler's RandomScore: one feasible node drawn per pod),
+            // and a random device on it.
+            let device = shape.devices.to_le_bytes();
+            (
+                random::unit(seed, &req.workload, node.name.as_bytes()),
+                random::unit(seed, &req.workload, &device),
+            )
+        }
+        Scorer::DotProduct => {
+            let milli = dot_product::requested_milli(req, shape.share_milli, shape.count());
+            (
+                dot_product::score(node, req, milli, &policy.scale),
+                best_fit::device_preference(node, shape),
+            )
+        }
+        Scorer::BestFit => (
+            best_fit::score(node, shape, req, &policy.scale),
+            best_fit::device_preference(node, shape),
+        ),
+        Scorer::Fgd => {
+            let after = fgd::of_node(node, shape, Some(req), &policy.typical_shapes);
+            (fgd::score(ctx.fragmentation_before, after), 0.0)
+        }
+    };
+    Measures {
+        usd_per_hour,
+        tflops: shape.tflops,
+        partial,
+        within_node,
+    }
+}
+
+fn weighted(
+    node: &NodeState,
+    ctx: &NodeContext,
+    shape: &Shape,
+    req: &PodRequest,
+    policy: &Policy,
+) -> f64 {
     let w = &policy.weights;
     let mut partial = w.packing * packing::score(node, shape, req);
     if w.fragmentation > 0.0 {
@@ -82,15 +138,14 @@ pub fn measure(
     if req.spread && w.spread > 0.0 {
         partial += w.spread * spread::score(node, req);
     }
-    Measures {
-        usd_per_hour: cost::usd_per_hour(node, shape, req),
-        tflops: shape.tflops,
-        partial,
-    }
+    partial
 }
 
-/// The weighted mean, 0..100.
+/// The weighted mean, 0..100 (a baseline: its own score).
 pub fn total(m: &Measures, best: &Best, req: &PodRequest, policy: &Policy) -> f64 {
+    if policy.scorer != Scorer::Weighted {
+        return m.partial;
+    }
     let w = &policy.weights;
     let cost = match req.prefer {
         Preference::Cost => cost::score(m.usd_per_hour, best.usd_per_hour),
