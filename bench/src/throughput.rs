@@ -14,11 +14,9 @@ use serde::Serialize;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::Mutex;
 use tokio::task::JoinSet;
-use uni_core::model::{
-    AcceleratorDevice, Allocation, Node, NodeStatus, ObjectMeta, ResourceAmounts, Workload,
-};
+use uni_core::model::{AcceleratorDevice, Node, NodeStatus, ObjectMeta, ResourceAmounts, Workload};
 use uni_core::store::keys::{AllocationKey, NodeKey, TypedKey};
-use uni_core::store::{codec, EtcdStore, KvStore, Txn, TxnOp};
+use uni_core::store::{codec, EtcdStore, EventKind, KvStore, Txn, TxnOp};
 use uni_core::testing::EtcdServer;
 use uni_proto::v1 as pb;
 
@@ -311,13 +309,21 @@ async fn phase(
                 };
                 let now = Instant::now();
                 for e in batch? {
-                    let Ok(a) = codec::decode::<Allocation>(&e.kv.key, &e.kv.value) else {
-                        continue;
-                    };
-                    if !a.workload.starts_with(&prefix) {
+                    if e.kind != EventKind::Put {
                         continue;
                     }
-                    if let Some(t) = submitted.lock().await.get(&a.workload) {
+                    // The allocation id starts with `namespace.workload.`: no need to decode the
+                    // value, which keeps the load generator's own CPU use low.
+                    let Some(workload) = AllocationKey::parse(&e.kv.key)
+                        .ok()
+                        .and_then(|k| k.id.split('.').nth(1).map(str::to_string))
+                    else {
+                        continue;
+                    };
+                    if !workload.starts_with(&prefix) {
+                        continue;
+                    }
+                    if let Some(t) = submitted.lock().await.get(&workload) {
                         latencies.push(now.duration_since(*t));
                         first.get_or_insert(now);
                         last = now;

@@ -90,9 +90,16 @@ impl LogSources for Registry {
                 })
             })
             .collect();
-        if found.is_empty() && !previous {
+        // Replicas whose allocation is gone (or going) after they ended: their kept output.
+        if !previous {
             if let Some(f) = &self.finished {
-                found = f.find(namespace, workload, replica);
+                let live: std::collections::HashSet<u32> =
+                    found.iter().map(|s| s.replica).collect();
+                found.extend(
+                    f.find(namespace, workload, replica)
+                        .into_iter()
+                        .filter(|s| !live.contains(&s.replica)),
+                );
             }
         }
         found.sort_by_key(|s| s.replica);

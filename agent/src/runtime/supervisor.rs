@@ -577,7 +577,8 @@ impl Replica {
     async fn cleanup(mut self) {
         self.remove_cgroup().await;
         self.ctx.reporter.delete(&self.key, &self.alloc.id);
-        self.ctx.registry.remove(&self.alloc.id);
+        // Keep the output before forgetting the replica, so a log reader always finds it in
+        // one place or the other.
         if self.state.run > 0 {
             self.ctx.finished.keep(
                 &self.alloc.namespace,
@@ -586,6 +587,7 @@ impl Replica {
                 &self.dir.run_dir(self.state.run),
             );
         }
+        self.ctx.registry.remove(&self.alloc.id);
         self.dir.remove();
         info!(id = %self.alloc.id, "allocation removed: stopped and cleaned up");
     }

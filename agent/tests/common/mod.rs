@@ -23,6 +23,8 @@ use uni_core::store::keys::{AllocationKey, NodeKey, StatusKey, TypedKey, Workloa
 use uni_core::store::{codec, KvStore};
 use uni_core::testing::EtcdServer;
 
+/// How often a condition is checked again while waiting for it.
+pub const POLL: Duration = Duration::from_millis(50);
 pub const AGENT_BIN: &str = env!("CARGO_BIN_EXE_uni-agent");
 pub const NS: &str = "team-a";
 
@@ -41,7 +43,7 @@ where
             Instant::now() < end,
             "timed out after {deadline:?} waiting for {what}"
         );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(POLL).await;
     }
 }
 
@@ -247,7 +249,7 @@ pub async fn wait_status(
             Instant::now() < end,
             "timed out after {deadline:?} waiting for {what}; last status {s:?}"
         );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(POLL).await;
     }
 }
 

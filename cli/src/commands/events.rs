@@ -3,7 +3,7 @@
 use uni_core::model::Event;
 use uni_proto::v1 as pb;
 
-use super::{now, Ctx};
+use super::{all_pages, decode_all, now, Ctx};
 use crate::client::explain;
 use crate::output;
 
@@ -15,34 +15,26 @@ pub async fn run(ctx: &Ctx, involved: Option<&str>) -> anyhow::Result<()> {
         },
         None => (String::new(), String::new()),
     };
-    let mut c = ctx.clients().await?;
-    let mut events = Vec::new();
-    let mut token = String::new();
-    loop {
-        let page = c
-            .events
-            .list_events(pb::ListEventsRequest {
-                filter: Some(pb::EventFilter {
-                    namespace: ctx.namespace.clone(),
-                    all_namespaces: ctx.all_namespaces,
-                    involved_kind: kind.clone(),
-                    involved_name: name.clone(),
-                    ..Default::default()
-                }),
-                page_size: 500,
-                page_token: token,
-            })
-            .await
-            .map_err(explain)?
-            .into_inner();
-        for e in page.events {
-            events.push(Event::try_from(e)?);
+    let client = ctx.clients().await?.events;
+    let mut events: Vec<Event> = all_pages(|page_token| {
+        let mut client = client.clone();
+        let req = pb::ListEventsRequest {
+            filter: Some(pb::EventFilter {
+                namespace: ctx.namespace.clone(),
+                all_namespaces: ctx.all_namespaces,
+                involved_kind: kind.clone(),
+                involved_name: name.clone(),
+                ..Default::default()
+            }),
+            page_size: 500,
+            page_token,
+        };
+        async move {
+            let page = client.list_events(req).await.map_err(explain)?.into_inner();
+            Ok((decode_all(page.events)?, page.next_page_token))
         }
-        if page.next_page_token.is_empty() {
-            break;
-        }
-        token = page.next_page_token;
-    }
+    })
+    .await?;
     events.sort_by_key(|e| e.last_seen.0);
     print!("{}", output::events_table(&events, now()));
     Ok(())

@@ -80,6 +80,31 @@ pub async fn get_workload(c: &mut Clients, ns: &str, name: &str) -> anyhow::Resu
     decode(w)
 }
 
+/// Every item of a paged list: `page(token)` returns one page and the next token.
+pub async fn all_pages<T, F, Fut>(mut page: F) -> anyhow::Result<Vec<T>>
+where
+    F: FnMut(String) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<(Vec<T>, String)>>,
+{
+    let mut out = Vec::new();
+    let mut token = String::new();
+    loop {
+        let (items, next) = page(token).await?;
+        out.extend(items);
+        if next.is_empty() {
+            return Ok(out);
+        }
+        token = next;
+    }
+}
+
+pub fn decode_all<T, P>(items: Vec<P>) -> anyhow::Result<Vec<T>>
+where
+    T: TryFrom<P, Error = uni_core::Error>,
+{
+    items.into_iter().map(decode).collect()
+}
+
 pub async fn list_workloads(
     c: &mut Clients,
     ctx: &Ctx,
@@ -91,76 +116,59 @@ pub async fn list_workloads(
         Some(WorkloadKind::InferenceService) => pb::WorkloadKind::InferenceService,
         Some(WorkloadKind::TrainingJob) => pb::WorkloadKind::TrainingJob,
     };
-    let mut out = Vec::new();
-    let mut token = String::new();
-    loop {
-        let page = c
-            .workloads
-            .list_workloads(pb::ListWorkloadsRequest {
-                namespace: ctx.namespace.clone(),
-                all_namespaces: ctx.all_namespaces,
-                label_selector: selector.to_string(),
-                kind: kind as i32,
-                page_size: 500,
-                page_token: token,
-            })
-            .await
-            .map_err(explain)?
-            .into_inner();
-        for w in page.workloads {
-            out.push(decode(w)?);
+    let client = c.workloads.clone();
+    all_pages(|page_token| {
+        let mut client = client.clone();
+        let req = pb::ListWorkloadsRequest {
+            namespace: ctx.namespace.clone(),
+            all_namespaces: ctx.all_namespaces,
+            label_selector: selector.to_string(),
+            kind: kind as i32,
+            page_size: 500,
+            page_token,
+        };
+        async move {
+            let page = client
+                .list_workloads(req)
+                .await
+                .map_err(explain)?
+                .into_inner();
+            Ok((decode_all(page.workloads)?, page.next_page_token))
         }
-        if page.next_page_token.is_empty() {
-            return Ok(out);
-        }
-        token = page.next_page_token;
-    }
+    })
+    .await
 }
 
 pub async fn list_nodes(c: &mut Clients, selector: &str) -> anyhow::Result<Vec<Node>> {
-    let mut out = Vec::new();
-    let mut token = String::new();
-    loop {
-        let page = c
-            .nodes
-            .list_nodes(pb::ListNodesRequest {
-                label_selector: selector.to_string(),
-                page_size: 500,
-                page_token: token,
-            })
-            .await
-            .map_err(explain)?
-            .into_inner();
-        for n in page.nodes {
-            out.push(decode(n)?);
+    let client = c.nodes.clone();
+    all_pages(|page_token| {
+        let mut client = client.clone();
+        let req = pb::ListNodesRequest {
+            label_selector: selector.to_string(),
+            page_size: 500,
+            page_token,
+        };
+        async move {
+            let page = client.list_nodes(req).await.map_err(explain)?.into_inner();
+            Ok((decode_all(page.nodes)?, page.next_page_token))
         }
-        if page.next_page_token.is_empty() {
-            return Ok(out);
-        }
-        token = page.next_page_token;
-    }
+    })
+    .await
 }
 
 pub async fn list_queues(c: &mut Clients, selector: &str) -> anyhow::Result<Vec<Queue>> {
-    let mut out = Vec::new();
-    let mut token = String::new();
-    loop {
-        let page = c
-            .queues
-            .list_queues(pb::ListQueuesRequest {
-                label_selector: selector.to_string(),
-                page_size: 500,
-                page_token: token,
-            })
-            .await
-            .map_err(explain)?
-            .into_inner();
-        for q in page.queues {
-            out.push(decode(q)?);
+    let client = c.queues.clone();
+    all_pages(|page_token| {
+        let mut client = client.clone();
+        let req = pb::ListQueuesRequest {
+            label_selector: selector.to_string(),
+            page_size: 500,
+            page_token,
+        };
+        async move {
+            let page = client.list_queues(req).await.map_err(explain)?.into_inner();
+            Ok((decode_all(page.queues)?, page.next_page_token))
         }
-        if page.next_page_token.is_empty() {
-            return Ok(out);
-        }
-        token = page.next_page_token;
-    }
+    })
+    .await
 }
