@@ -58,10 +58,8 @@ async fn apply_workload(c: &mut Clients, w: &Workload) -> anyhow::Result<&'stati
             dry_run: false,
         })
         .await;
-    match created {
-        Ok(_) => return Ok("created"),
-        Err(s) if s.code() == Code::AlreadyExists => {}
-        Err(s) => return Err(explain(s)),
+    if created_now(created)? {
+        return Ok("created");
     }
     let current = super::get_workload(c, &w.meta.namespace, &w.meta.name).await?;
     if current.spec == w.spec
@@ -89,10 +87,8 @@ async fn apply_queue(c: &mut Clients, q: &Queue) -> anyhow::Result<&'static str>
             dry_run: false,
         })
         .await;
-    match created {
-        Ok(_) => return Ok("created"),
-        Err(s) if s.code() == Code::AlreadyExists => {}
-        Err(s) => return Err(explain(s)),
+    if created_now(created)? {
+        return Ok("created");
     }
     let current = c
         .queues
@@ -115,4 +111,14 @@ async fn apply_queue(c: &mut Clients, q: &Queue) -> anyhow::Result<&'static str>
         .await
         .map_err(explain)?;
     Ok("configured")
+}
+
+/// `true` when a create succeeded, `false` when the object already exists (apply then
+/// compares and updates), an error otherwise.
+fn created_now<T>(result: Result<T, tonic::Status>) -> anyhow::Result<bool> {
+    match result {
+        Ok(_) => Ok(true),
+        Err(s) if s.code() == Code::AlreadyExists => Ok(false),
+        Err(s) => Err(explain(s)),
+    }
 }

@@ -29,19 +29,19 @@ impl Record {
     }
 }
 
-fn put_kv_meta(buf: &mut Vec<u8>, r: &KeyValue) {
-    buf.put_i64_le(r.create_revision);
-    buf.put_i64_le(r.mod_revision);
-    buf.put_i64_le(r.version);
-    buf.put_i64_le(r.lease);
+/// Create revision, mod revision, version, lease: the metadata every record and event carries.
+fn put_meta(buf: &mut Vec<u8>, meta: [i64; 4]) {
+    for v in meta {
+        buf.put_i64_le(v);
+    }
 }
 
 pub(super) fn encode_record(r: &Record) -> Vec<u8> {
     let mut buf = Vec::with_capacity(32 + r.value.len());
-    buf.put_i64_le(r.create_revision);
-    buf.put_i64_le(r.mod_revision);
-    buf.put_i64_le(r.version);
-    buf.put_i64_le(r.lease);
+    put_meta(
+        &mut buf,
+        [r.create_revision, r.mod_revision, r.version, r.lease],
+    );
     buf.put_slice(&r.value);
     buf
 }
@@ -91,7 +91,11 @@ pub(super) fn encode_events(events: &[WatchEvent]) -> Vec<u8> {
         buf.put_slice(e.kv.key.as_bytes());
         buf.put_u32_le(e.kv.value.len() as u32);
         buf.put_slice(&e.kv.value);
-        put_kv_meta(&mut buf, &e.kv);
+        let kv = &e.kv;
+        put_meta(
+            &mut buf,
+            [kv.create_revision, kv.mod_revision, kv.version, kv.lease],
+        );
     }
     buf
 }
