@@ -165,8 +165,10 @@ pub struct Report {
 
 pub fn compare(pods: &[TracePod], catalog: &Catalog, largest: bool) -> anyhow::Result<Report> {
     let types = instances::all(catalog);
-    let policy =
-        Policy::default().with_typical_shapes(typical::typical_shapes(pods, typical::COVERAGE));
+    let mix = typical::Mix::of(pods);
+    let policy = Policy::default()
+        .with_typical_shapes(mix.typical)
+        .with_protected_shapes_of(&mix.all);
     let mut today = Side::default();
     let mut today_types: Vec<(String, usize)> = Vec::new();
     let mut fleet = Snapshot::new();

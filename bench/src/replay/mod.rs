@@ -17,11 +17,12 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use uni_core::catalog::Catalog;
-use uni_scheduler::placement::select::{NodeScale, Policy, Scorer, TypicalShape};
+use uni_scheduler::placement::select::{NodeScale, Policy, Scorer};
 use uni_scheduler::placement::snapshot::Snapshot;
 
 use self::report::{PolicyReport, Report};
 use self::trace::{TraceNode, TracePod};
+use self::typical::Mix;
 
 #[derive(clap::Args, Clone)]
 pub struct Args {
@@ -99,21 +100,20 @@ pub fn scale_of(nodes: &[TraceNode]) -> NodeScale {
 }
 
 /// The policy called `name`, as the replay runs it for `seed`.
-pub fn policy(
-    name: &str,
-    seed: u64,
-    shapes: &[TypicalShape],
-    scale: NodeScale,
-) -> anyhow::Result<Policy> {
+pub fn policy(name: &str, seed: u64, mix: &Mix, scale: NodeScale) -> anyhow::Result<Policy> {
+    let shapes = &mix.typical;
     let baseline = |s: Scorer| Policy::baseline(s).with_seed(seed).with_scale(scale);
     Ok(match name {
         "random" => baseline(Scorer::Random),
         "dotprod" => baseline(Scorer::DotProduct),
         "bestfit" => baseline(Scorer::BestFit),
         "fgd" => baseline(Scorer::Fgd).with_typical_shapes(shapes.to_vec()),
-        "universal" => Policy::default().with_typical_shapes(shapes.to_vec()),
+        "universal" => Policy::default()
+            .with_typical_shapes(shapes.to_vec())
+            .with_protected_shapes_of(&mix.all),
         "universal-exhaustive" => Policy::default()
             .with_typical_shapes(shapes.to_vec())
+            .with_protected_shapes_of(&mix.all)
             .exhaustive(),
         other => bail!("unknown policy {other:?} (random, dotprod, bestfit, fgd, universal)"),
     })
@@ -150,8 +150,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let catalog = Catalog::builtin().context("hardware catalog")?;
     let mut nodes = trace::load_nodes(&args.nodes)?;
     let mut pods = trace::load_pods(&args.pods)?;
-    // Typical shapes come from the trace as given, before any scaling.
-    let shapes = typical::typical_shapes(&pods, typical::COVERAGE);
+    // The mix comes from the trace as given, before any scaling.
+    let mix = Mix::of(&pods);
+    let shapes = &mix.typical;
     if let Some(count) = args.scale_nodes {
         (nodes, pods) = scaled(nodes, pods, count);
     }
@@ -166,7 +167,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         bail!("the node list has no GPUs");
     }
     for name in &args.policy {
-        policy(name, 0, &shapes, scale)?;
+        policy(name, 0, &mix, scale)?;
     }
     let ctx = report::Context {
         nodes: nodes.len(),
@@ -186,12 +187,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 let handles: Vec<_> = chunk
                     .iter()
                     .map(|&seed| {
-                        let (cluster, pods, shapes) = (&cluster, &pods, &shapes);
+                        let (cluster, pods, mix) = (&cluster, &pods, &mix);
                         s.spawn(move || -> anyhow::Result<(u64, run::Outcome)> {
-                            let policy = policy(name, seed, shapes, scale)?;
+                            let policy = policy(name, seed, mix, scale)?;
                             let arrivals = workload::arrivals(pods, capacity, args.inflation, seed);
-                            let outcome =
-                                run::replay(cluster, pods, &arrivals, &policy, shapes, capacity);
+                            let outcome = run::replay(
+                                cluster,
+                                pods,
+                                &arrivals,
+                                &policy,
+                                &mix.typical,
+                                capacity,
+                            );
                             Ok((seed, outcome))
                         })
                     })

@@ -104,6 +104,9 @@ pub fn replay_to_end(
     capacity_milli: u64,
 ) -> (Outcome, Snapshot) {
     let mut snapshot = cluster.clone();
+    if policy.protects() {
+        snapshot.track_capability(policy.protected_shapes.clone());
+    }
     let mut out = Outcome::default();
     let mut failed = [(0usize, 0usize); 4];
     let (mut arrived, mut allocated) = (0u64, 0u64);

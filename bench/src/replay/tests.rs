@@ -77,10 +77,11 @@ fn synthetic() -> (Vec<TraceNode>, Vec<TracePod>) {
 fn every_policy_keeps_the_protocols_invariants() {
     let (nodes, pods) = synthetic();
     let (cluster, capacity) = cluster(&nodes);
-    let shapes = typical::typical_shapes(&pods, typical::COVERAGE);
+    let mix = typical::Mix::of(&pods);
+    let shapes = mix.typical.clone();
     let by_name: HashMap<String, &TracePod> = pods.iter().map(|p| (p.name.clone(), p)).collect();
     for name in POLICIES {
-        let policy = policy(name, 42, &shapes, scale_of(&nodes)).expect("policy");
+        let policy = policy(name, 42, &mix, scale_of(&nodes)).expect("policy");
         let order = arrivals(&pods, capacity, 1.3, 42);
         let (outcome, end) = replay_to_end(&cluster, &pods, &order, &policy, &shapes, capacity);
         assert_eq!(outcome.events.len(), order.len());
@@ -163,7 +164,11 @@ fn a_hand_checked_trace_is_placed_optimally() {
         pod("cpu", 4000, 0, 0, &[]),
     ];
     let (cluster, capacity) = cluster(&nodes);
-    let shapes = typical::typical_shapes(&pods, 1.0);
+    let mix = typical::Mix {
+        typical: typical::typical_shapes(&pods, 1.0),
+        all: typical::typical_shapes(&pods, 1.0),
+    };
+    let shapes = mix.typical.clone();
     let order: Vec<Arrival> = (0..pods.len())
         .map(|i| Arrival {
             pod: i,
@@ -171,7 +176,7 @@ fn a_hand_checked_trace_is_placed_optimally() {
         })
         .collect();
     for name in ["bestfit", "fgd", "universal"] {
-        let policy = policy(name, 42, &shapes, scale_of(&nodes)).expect("policy");
+        let policy = policy(name, 42, &mix, scale_of(&nodes)).expect("policy");
         let (outcome, end) = replay_to_end(&cluster, &pods, &order, &policy, &shapes, capacity);
         assert_eq!(outcome.events.last(), Some(&(3000, 3000)), "{name}");
         let on = |w: &str| {

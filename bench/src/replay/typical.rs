@@ -16,6 +16,23 @@ use super::trace::TracePod;
 /// The paper's popularity threshold.
 pub const COVERAGE: f64 = 0.95;
 
+/// What a policy learns from a trace: its typical shapes (the fragmentation measure) and every
+/// shape asked for (the largest of which are protected, see `score::scarcity`).
+#[derive(Debug, Clone)]
+pub struct Mix {
+    pub typical: Vec<TypicalShape>,
+    pub all: Vec<TypicalShape>,
+}
+
+impl Mix {
+    pub fn of(pods: &[TracePod]) -> Self {
+        Self {
+            typical: typical_shapes(pods, COVERAGE),
+            all: typical_shapes(pods, 1.0),
+        }
+    }
+}
+
 pub fn typical_shapes(pods: &[TracePod], coverage: f64) -> Vec<TypicalShape> {
     // key -> (count, memory sum)
     let mut groups: HashMap<(u64, u32, u32, String), (u64, u64)> = HashMap::new();

@@ -11,6 +11,7 @@ use uni_core::store::keys::{self, AllocationKey, TypedKey};
 use uni_core::store::{codec, EventKind, KeyValue, Revision, WatchEvent};
 use uni_core::Result;
 
+use crate::placement::select::Policy;
 use crate::placement::snapshot::{NodeState, Snapshot, WorkloadRef};
 
 /// A stored object with the store metadata the API and the leader's compares need.
@@ -89,6 +90,14 @@ fn classify(key: &str) -> Key {
     .unwrap_or(Key::Other)
 }
 
+/// An empty snapshot counting the hosts of the default policy's protected shapes (the policy
+/// the leader places with), so placement reads the counts instead of scanning.
+fn tracking_snapshot() -> Snapshot {
+    let mut snapshot = Snapshot::new();
+    snapshot.track_capability(Policy::default().protected_shapes);
+    snapshot
+}
+
 impl State {
     pub fn new(catalog: Arc<Catalog>) -> Self {
         Self {
@@ -103,7 +112,7 @@ impl State {
             troubled_nodes: BTreeSet::new(),
             queue_usage: HashMap::new(),
             statuses: HashMap::new(),
-            snapshot: Snapshot::new(),
+            snapshot: tracking_snapshot(),
             inflight: HashMap::new(),
             dirty: BTreeSet::new(),
             capacity_changed: false,

@@ -7,6 +7,7 @@
 //! score plugins (`score/`, each 0..100, weighted by the [`select::Policy`]) -> best candidate.
 //! Only when nothing fits does a full scan run, to explain why in the `Unschedulable` counts.
 
+mod capability;
 pub mod filter;
 mod index;
 mod node_state;

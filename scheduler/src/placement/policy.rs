@@ -6,6 +6,7 @@
 use uni_core::units::GIB;
 
 use super::request::ModelFilter;
+use super::score::scarcity;
 
 /// Weights of the score plugins; each plugin scores 0..100 and the total is the weighted
 /// mean. `spread` counts only for requests that ask to spread.
@@ -114,6 +115,9 @@ pub struct Policy {
     pub name: String,
     pub weights: Weights,
     pub typical_shapes: Vec<TypicalShape>,
+    /// The largest shapes of the mix, whose last hosts placement keeps able to host them
+    /// (`score::scarcity`; part of the fragmentation score).
+    pub protected_shapes: Vec<TypicalShape>,
     /// Feasible nodes scored per node group, tightest fit first; `None` scores every feasible
     /// node (exact, slower).
     pub max_candidates: Option<usize>,
@@ -138,6 +142,7 @@ impl Default for Policy {
                 spread: 60.0,
             },
             typical_shapes: default_typical_shapes(),
+            protected_shapes: scarcity::protected(&default_typical_shapes()),
             max_candidates: Some(DEFAULT_MAX_CANDIDATES),
             scorer: Scorer::Weighted,
             tie_break: TieBreak::Seeded(0),
@@ -159,6 +164,7 @@ impl Policy {
                 spread: 0.0,
             },
             typical_shapes: Vec::new(),
+            protected_shapes: Vec::new(),
             max_candidates: None,
             scorer: Scorer::Weighted,
             tie_break: TieBreak::First,
@@ -185,6 +191,7 @@ impl Policy {
                 spread: 0.0,
             },
             typical_shapes: Vec::new(),
+            protected_shapes: Vec::new(),
             max_candidates: None,
             scorer,
             tie_break: TieBreak::Seeded(0),
@@ -214,6 +221,20 @@ impl Policy {
     pub fn with_typical_shapes(mut self, shapes: Vec<TypicalShape>) -> Self {
         self.typical_shapes = shapes;
         self
+    }
+
+    /// The same policy protecting the largest shapes of `mix` (every shape asked for, however
+    /// rare: rare large shapes are the ones that need protecting).
+    pub fn with_protected_shapes_of(mut self, mix: &[TypicalShape]) -> Self {
+        self.protected_shapes = scarcity::protected(mix);
+        self
+    }
+
+    /// Whether placement counts the hosts of protected shapes.
+    pub fn protects(&self) -> bool {
+        self.scorer == Scorer::Weighted
+            && self.weights.fragmentation > 0.0
+            && !self.protected_shapes.is_empty()
     }
 }
 

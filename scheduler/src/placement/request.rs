@@ -79,6 +79,25 @@ impl GpuDemand {
         }
     }
 
+    /// Whether the demand is stated in capability terms (device memory or throughput), leaving
+    /// the choice of device to the scheduler; a bare count or share names devices, and any
+    /// device that fits is what was asked for.
+    pub fn in_capability_terms(&self) -> bool {
+        match self {
+            Self::Fraction {
+                milli,
+                memory_bytes,
+                tflops,
+                ..
+            } => milli.is_none() || *memory_bytes > 0 || *tflops > 0.0,
+            Self::Whole {
+                memory_bytes_total,
+                tflops_total,
+                ..
+            } => *memory_bytes_total > 0 || *tflops_total > 0.0,
+        }
+    }
+
     /// The device counts the demand may use, in order (a fraction uses one device).
     pub fn device_counts(&self) -> std::ops::RangeInclusive<u32> {
         match self {

@@ -1,6 +1,8 @@
 //! Select: walk the index for nodes that can fit, score their shapes, pick the best; gangs
 //! reserve every member or none.
 
+use std::borrow::Cow;
+
 use uni_core::model::{Allocation, DeviceBinding};
 
 use super::filter;
@@ -42,13 +44,19 @@ pub fn place(
     policy: &Policy,
 ) -> Result<Decision, Unschedulable> {
     let mut candidates = Vec::new();
+    let counts = if policy.protects() {
+        snapshot.capable_counts(&policy.protected_shapes)
+    } else {
+        Cow::Borrowed(&[][..])
+    };
+    let counts = &counts[..];
     for group in snapshot.index().groups() {
-        walk_group(snapshot, group, req, policy, &mut candidates);
+        walk_group(snapshot, group, req, policy, counts, &mut candidates);
     }
     if candidates.is_empty() {
         // Nothing fits where the index looked: scan every node to say why. Should the index
         // ever miss a feasible node, the scan still places on it.
-        scan(snapshot, req, policy, &mut candidates)?;
+        scan(snapshot, req, policy, counts, &mut candidates)?;
     }
     choose(snapshot, req, policy, &candidates).ok_or_else(|| Unschedulable {
         nodes: snapshot.len(),
@@ -96,6 +104,7 @@ fn walk_group(
     group: &Group,
     req: &PodRequest,
     policy: &Policy,
+    counts: &[u32],
     out: &mut Vec<Candidate>,
 ) {
     if !req.allows_class(&group.class) {
@@ -105,7 +114,8 @@ fn walk_group(
     let mut feasible = 0;
     let mut visit = |id: NodeId| -> bool {
         if let Some(slot) = snapshot.slot(id) {
-            if filter::admits(&slot.node, req).is_ok() && consider(id, &slot.node, req, policy, out)
+            if filter::admits(&slot.node, req).is_ok()
+                && consider(id, &slot.node, req, policy, counts, out)
             {
                 feasible += 1;
             }
@@ -171,9 +181,10 @@ fn consider(
     node: &NodeState,
     req: &PodRequest,
     policy: &Policy,
+    counts: &[u32],
     out: &mut Vec<Candidate>,
 ) -> bool {
-    let ctx = NodeContext::new(node, policy);
+    let ctx = NodeContext::new(node, policy, counts);
     let before = out.len();
     shape::for_each(node, req, |shape| {
         out.push(Candidate {
@@ -190,6 +201,7 @@ fn scan(
     snapshot: &Snapshot,
     req: &PodRequest,
     policy: &Policy,
+    counts: &[u32],
     out: &mut Vec<Candidate>,
 ) -> Result<(), Unschedulable> {
     let mut why = Unschedulable {
@@ -199,7 +211,7 @@ fn scan(
     for (id, node) in snapshot.slots() {
         match filter::check(node, req) {
             Ok(()) => {
-                if !consider(id, node, req, policy, out) {
+                if !consider(id, node, req, policy, counts, out) {
                     *why.reasons
                         .entry("insufficient accelerators".to_string())
                         .or_default() += 1;
@@ -289,7 +301,12 @@ pub(crate) fn place_by_scan(
     policy: &Policy,
 ) -> Result<Decision, Unschedulable> {
     let mut candidates = Vec::new();
-    scan(snapshot, req, policy, &mut candidates)?;
+    let counts = if policy.protects() {
+        snapshot.capable_counts(&policy.protected_shapes)
+    } else {
+        Cow::Borrowed(&[][..])
+    };
+    scan(snapshot, req, policy, &counts, &mut candidates)?;
     choose(snapshot, req, policy, &candidates).ok_or_else(|| Unschedulable {
         nodes: snapshot.len(),
         ..Unschedulable::default()

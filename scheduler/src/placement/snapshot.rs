@@ -1,13 +1,17 @@
 //! The in-memory picture placement decides from: nodes, and usage derived ONLY from
 //! allocations, with an index kept current on every change (see `index`).
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 
 use uni_core::model::Allocation;
 
+use super::capability::Capability;
 use super::index::{Entry, Index, NodeId};
 pub use super::node_state::{DeviceState, NodeState, CPU_CLASS};
+use super::policy::TypicalShape;
+use super::score::scarcity;
 
 /// A workload by namespace and name.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -53,6 +57,7 @@ pub struct Snapshot {
     allocations: HashMap<String, Allocation>,
     by_node: HashMap<String, BTreeSet<String>>,
     by_workload: HashMap<WorkloadRef, BTreeSet<String>>,
+    capability: Capability,
 }
 
 impl Snapshot {
@@ -89,6 +94,7 @@ impl Snapshot {
             }
         };
         let entry = self.index.insert(id, &node);
+        self.capability.set(id, entry.is_some().then_some(&node));
         if let Some(slot) = self.slots.get_mut(id as usize) {
             *slot = Some(Slot { node, entry });
         }
@@ -101,6 +107,7 @@ impl Snapshot {
         if let Some(entry) = &slot.entry {
             self.index.remove(id, entry);
         }
+        self.capability.set(id, None);
         self.free_slots.push(id);
         Some(slot.node)
     }
@@ -157,8 +164,38 @@ impl Snapshot {
             slot.node.apply(alloc, add);
             if let Some(entry) = &mut slot.entry {
                 self.index.update(id, entry, &slot.node);
+                self.capability.set(id, Some(&slot.node));
             }
         }
+    }
+
+    /// Keeps count, from now on, of the schedulable nodes able to host each of `shapes` (a
+    /// policy's protected shapes), so `capable_counts` need not scan.
+    pub fn track_capability(&mut self, shapes: Vec<TypicalShape>) {
+        let nodes = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(id, s)| s.as_ref().map(|s| (id as NodeId, s)))
+            .filter(|(_, s)| s.entry.is_some())
+            .map(|(id, s)| (id, &s.node));
+        self.capability.track(shapes, nodes);
+    }
+
+    /// How many schedulable nodes can host each of `shapes` now: tracked counts when these are
+    /// the tracked shapes, else counted here.
+    pub fn capable_counts(&self, shapes: &[TypicalShape]) -> Cow<'_, [u32]> {
+        if let Some(counts) = self.capability.counts(shapes) {
+            return Cow::Borrowed(counts);
+        }
+        let mut counts = vec![0; shapes.len().min(scarcity::MAX_PROTECTED)];
+        for slot in self.slots.iter().flatten().filter(|s| s.entry.is_some()) {
+            let mask = scarcity::capable(&slot.node, shapes);
+            for (bit, count) in counts.iter_mut().enumerate() {
+                *count += (mask >> bit & 1) as u32;
+            }
+        }
+        Cow::Owned(counts)
     }
 
     pub fn node(&self, name: &str) -> Option<&NodeState> {
@@ -276,6 +313,15 @@ impl Snapshot {
         let schedulable = self.nodes().filter(|n| n.schedulable()).count();
         if ours.len() != schedulable {
             return Err(format!("{} indexed, {schedulable} schedulable", ours.len()));
+        }
+        if let Some(tracked) = self.capability.shapes() {
+            let counted = fresh.capable_counts(tracked);
+            if self.capable_counts(tracked) != counted {
+                return Err(format!(
+                    "capability counts drifted: {:?} vs {counted:?}",
+                    self.capable_counts(tracked)
+                ));
+            }
         }
         Ok(())
     }

@@ -21,6 +21,8 @@ use crate::placement::policy::TypicalShape;
 use crate::placement::request::PodRequest;
 use crate::placement::shape::{Shape, MAX_DEVICES};
 
+use super::scarcity;
+
 /// Points taken from CPU-only work on a node with free accelerators, on top of what stranding
 /// charges: among placements that strand nothing, CPU nodes and nodes whose accelerators are
 /// all taken come first (less than one point, so it only orders equals).
@@ -69,10 +71,7 @@ pub fn of_node(
         .filter(|s| s.uses_accelerators() && s.weight > 0.0)
     {
         weights += s.weight;
-        let usable = free_compute >= s.compute_milli
-            && free_memory >= s.memory_bytes
-            && free.iter().filter(|&&f| f >= s.gpu_milli).count() >= s.gpus as usize
-            && node.devices.iter().any(|d| s.models.allows_device(d));
+        let usable = scarcity::hosts(node, free_compute, free_memory, free, s);
         let unusable = if usable {
             free.iter()
                 .filter(|&&f| f < s.gpu_milli)
@@ -101,14 +100,16 @@ pub fn of_node(
 }
 
 /// `100 * sigmoid((before - after) / 1000)`, in whole points: 50 when nothing changes.
+/// `at_risk` (thousandths, see `scarcity`) counts as fragmentation the placement adds.
 pub fn score(
     node: &NodeState,
     before: f64,
     shape: &Shape,
     req: &PodRequest,
     shapes: &[TypicalShape],
+    at_risk: f64,
 ) -> f64 {
-    let after = of_node(node, req.compute_milli, req.memory_bytes, shape, shapes);
+    let after = of_node(node, req.compute_milli, req.memory_bytes, shape, shapes) + at_risk;
     let x = (before - after) / f64::from(MILLI_PER_DEVICE);
     let mut score = (100.0 / (1.0 + (-x).exp())).floor();
     if req.gpu.is_none() && node.free_device_milli() > 0 {
@@ -138,7 +139,7 @@ mod tests {
     fn score_of(node: &NodeState, shape: &Shape, req: &PodRequest) -> f64 {
         let shapes = default_typical_shapes();
         let before = of_node(node, 0, 0, &Shape::CPU_ONLY, &shapes);
-        score(node, before, shape, req, &shapes)
+        score(node, before, shape, req, &shapes, 0.0)
     }
 
     fn whole_shape(positions: &[usize]) -> Shape {

@@ -9,6 +9,7 @@ pub mod fgd;
 pub mod fragmentation;
 pub mod packing;
 pub mod random;
+pub mod scarcity;
 pub mod spread;
 
 use uni_core::model::Preference;
@@ -50,12 +51,20 @@ impl Best {
 
 /// Per-node work shared by the node's shapes.
 #[derive(Debug, Clone, Copy)]
-pub struct NodeContext {
+pub struct NodeContext<'a> {
     pub fragmentation_before: f64,
+    /// Which protected shapes the node can host now, and how many nodes can host each.
+    pub capable_before: u64,
+    pub capable_counts: &'a [u32],
 }
 
-impl NodeContext {
-    pub fn new(node: &NodeState, policy: &Policy) -> Self {
+impl<'a> NodeContext<'a> {
+    pub fn new(node: &NodeState, policy: &Policy, capable_counts: &'a [u32]) -> Self {
+        let capable_before = if capable_counts.is_empty() {
+            0
+        } else {
+            scarcity::capable(node, &policy.protected_shapes)
+        };
         let fragmentation_before = match policy.scorer {
             Scorer::Weighted if policy.weights.fragmentation > 0.0 => {
                 fragmentation::of_node(node, 0, 0, &Shape::CPU_ONLY, &policy.typical_shapes)
@@ -65,6 +74,8 @@ impl NodeContext {
         };
         Self {
             fragmentation_before,
+            capable_before,
+            capable_counts,
         }
     }
 }
@@ -126,6 +137,14 @@ fn weighted(
     let w = &policy.weights;
     let mut partial = w.packing * packing::score(node, shape, req);
     if w.fragmentation > 0.0 {
+        let at_risk = if ctx.capable_before == 0 {
+            0.0
+        } else {
+            let shapes = &policy.protected_shapes;
+            let after =
+                scarcity::capable_after(node, req.compute_milli, req.memory_bytes, shape, shapes);
+            scarcity::loss(ctx.capable_before & !after, shapes, ctx.capable_counts)
+        };
         partial += w.fragmentation
             * fragmentation::score(
                 node,
@@ -133,6 +152,7 @@ fn weighted(
                 shape,
                 req,
                 &policy.typical_shapes,
+                at_risk,
             );
     }
     if req.spread && w.spread > 0.0 {
@@ -147,14 +167,20 @@ pub fn total(m: &Measures, best: &Best, req: &PodRequest, policy: &Policy) -> f6
         return m.partial;
     }
     let w = &policy.weights;
-    let cost = match req.prefer {
-        Preference::Cost => cost::score(m.usd_per_hour, best.usd_per_hour),
-        Preference::Speed => cost::speed_score(m.tflops, best.tflops),
+    // Price chooses among shapes when the request leaves the hardware to us; a bare device
+    // count or share is indifferent to which device, so packing alone decides (measured on
+    // openb: weighing price there fragments the cheap models first).
+    let (cost, cost_weight) = match req.prefer {
+        Preference::Speed => (cost::speed_score(m.tflops, best.tflops), w.cost),
+        Preference::Cost if req.gpu.as_ref().is_none_or(|g| g.in_capability_terms()) => {
+            (cost::score(m.usd_per_hour, best.usd_per_hour), w.cost)
+        }
+        Preference::Cost => (0.0, 0.0),
     };
     let spread = if req.spread { w.spread } else { 0.0 };
-    let weights = w.cost + w.packing + w.fragmentation + spread;
+    let weights = cost_weight + w.packing + w.fragmentation + spread;
     if weights <= 0.0 {
         return 0.0;
     }
-    (m.partial + w.cost * cost) / weights
+    (m.partial + cost_weight * cost) / weights
 }

@@ -237,6 +237,35 @@ fn cheapest_shape_wins_unless_speed_is_preferred() {
 }
 
 #[test]
+fn price_decides_only_requests_in_capability_terms() {
+    // Two like nodes, one priced twice as high and already half used. "80 GB of device
+    // memory" goes to the cheap one; a bare "one device" leaves the device to packing, which
+    // fills the half-used node, as it does when prices are equal.
+    let priced = |factor: f64| {
+        let cheap = gpu_node("cheap", "nvidia-a100-80gb", 2, 32_000);
+        let mut dear = gpu_node("dear", "nvidia-a100-80gb", 2, 32_000);
+        for d in &mut dear.devices {
+            d.price_per_hour *= factor;
+        }
+        let mut s = snapshot([cheap, dear]);
+        let one = whole(1, 1, 0, Interconnect::Any);
+        let d = place(&s, &one, &Policy::default()).expect("fits");
+        let mut taken = allocation("running", &one, &d);
+        taken.node = "dear".into();
+        s.add_allocation(&taken);
+        s
+    };
+    let capability = whole(1, 1, 80 * GIB, Interconnect::Any);
+    let d = place(&priced(2.0), &capability, &Policy::default()).expect("fits");
+    assert_eq!(d.node, "cheap");
+    let bare = whole(1, 1, 0, Interconnect::Any);
+    for factor in [1.0, 2.0] {
+        let d = place(&priced(factor), &bare, &Policy::default()).expect("fits");
+        assert_eq!(d.node, "dear", "prices x{factor}");
+    }
+}
+
+#[test]
 fn cheapest_shape_wins_within_one_node() {
     let mut mixed = gpu_node("mixed", "nvidia-a100-40gb", 2, 32_000);
     let big = gpu_node("x", "nvidia-a100-80gb", 1, 1).devices[0].clone();

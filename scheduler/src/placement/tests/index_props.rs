@@ -8,7 +8,7 @@ use uni_core::units::GIB;
 
 use super::fixtures::*;
 use crate::placement::request::PodRequest;
-use crate::placement::select::{place, place_by_scan, Policy};
+use crate::placement::select::{place, place_by_scan, Policy, TypicalShape};
 use crate::placement::snapshot::{NodeState, Snapshot};
 
 #[derive(Debug, Clone)]
@@ -127,6 +127,11 @@ fn stray(node: u8, share: u8, id: usize) -> Allocation {
 
 fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let mut s = Snapshot::new();
+    // Counts of the hosts of two shapes these nodes can host, checked against a recount.
+    s.track_capability(vec![
+        TypicalShape::new(4_000, 4 * GIB, 2, 1000, 1.0),
+        TypicalShape::new(8_000, 8 * GIB, 1, 600, 1.0),
+    ]);
     let exhaustive = Policy::default().exhaustive();
     let bounded = Policy {
         max_candidates: Some(1),

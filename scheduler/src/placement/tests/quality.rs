@@ -2,9 +2,10 @@
 //! strand accelerators where best fit does.
 
 use uni_core::model::Interconnect;
+use uni_core::units::GIB;
 
 use super::fixtures::*;
-use crate::placement::select::{place, Policy};
+use crate::placement::select::{place, Policy, TypicalShape};
 use crate::placement::snapshot::Snapshot;
 
 /// A GPU node with 2 free devices but little CPU left, next to a roomy CPU node.
@@ -118,4 +119,32 @@ fn default_policy_allocates_at_least_as_much_as_best_fit() {
         bounded >= best_fit,
         "bounded {bounded} < best fit {best_fit}"
     );
+}
+
+/// The only node able to take a rare eight-device job with 64 UCU, next to seven with fewer
+/// UCU: CPU work, which strands less on the roomy node, goes to the others while they have
+/// room, so the big job still fits.
+#[test]
+fn the_last_host_of_a_large_shape_is_kept_for_it() {
+    let mut nodes = vec![gpu_node("big", "nvidia-a100-80gb", 8, 64_000)];
+    nodes.extend((0..7).map(|i| gpu_node(&format!("small-{i}"), "nvidia-a100-80gb", 8, 48_000)));
+    let common = TypicalShape::new(4_000, GIB, 1, 1000, 1.0);
+    let rare = TypicalShape::new(64_000, 64 * GIB, 8, 1000, 0.001);
+    let mut big_job = whole(8, 8, 0, Interconnect::Any);
+    big_job.compute_milli = rare.compute_milli;
+    let run = |policy: &Policy| {
+        let mut s = snapshot(nodes.clone());
+        let d = commit(&mut s, &cpu(20_000), policy, "cpu-job").expect("cpu job fits");
+        (d.node, place(&s, &big_job, policy).is_ok())
+    };
+    let blind = Policy {
+        protected_shapes: Vec::new(),
+        ..Policy::default().with_typical_shapes(vec![common.clone()])
+    };
+    let protecting = blind.clone().with_protected_shapes_of(&[common, rare]);
+    assert_eq!(protecting.protected_shapes.len(), 1);
+    let (node, fits) = run(&protecting);
+    assert!(node.starts_with("small") && fits, "{node}");
+    // The same policy blind to scarcity takes the roomy node (nothing stranded there).
+    assert_eq!(run(&blind), ("big".to_string(), false));
 }
