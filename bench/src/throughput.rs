@@ -261,9 +261,12 @@ async fn start_scheduler(endpoints: &[String]) -> anyhow::Result<(tokio::process
     Ok((child, api.context("scheduler printed no address")?))
 }
 
+/// The mix repeats every `TEMPLATES` workloads.
+const TEMPLATES: usize = 20;
+
 fn bench_workload(prefix: &str, i: usize) -> Workload {
     // Mostly CPU services, some fractional-GPU inference, a few whole-GPU replicas.
-    let accel = match i % 20 {
+    let accel = match i % TEMPLATES {
         0 => "\n        accelerator: {memory: 20Gi, shareable: true}",
         1 => "\n        accelerator: {memory: 60Gi}",
         _ => "",
@@ -334,6 +337,11 @@ async fn phase(
         })
     };
 
+    // Built once: parsing a manifest per request would spend the load generator's share of
+    // the cores on YAML.
+    let templates: Vec<pb::Workload> = (0..TEMPLATES)
+        .map(|i| pb::Workload::from(&bench_workload(prefix, i)))
+        .collect();
     let start = Instant::now();
     let client =
         pb::workload_service_client::WorkloadServiceClient::connect(api.to_string()).await?;
@@ -348,17 +356,18 @@ async fn phase(
                 r??;
             }
         }
-        let w = bench_workload(prefix, i);
+        let mut w = templates[i % templates.len()].clone();
+        let name = format!("{prefix}-{i}");
+        if let Some(meta) = w.meta.as_mut() {
+            meta.name = name.clone();
+        }
         let mut client = client.clone();
         let submitted = submitted.clone();
         tasks.spawn(async move {
-            submitted
-                .lock()
-                .await
-                .insert(w.meta.name.clone(), Instant::now());
+            submitted.lock().await.insert(name, Instant::now());
             client
                 .create_workload(pb::CreateWorkloadRequest {
-                    workload: Some(pb::Workload::from(&w)),
+                    workload: Some(w),
                     dry_run: false,
                 })
                 .await?;

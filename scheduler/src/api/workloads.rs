@@ -59,7 +59,9 @@ impl WorkloadApi {
         if !req.dry_run {
             w.meta.resource_version = object::create_batched(&self.creates, &key, &w).await?;
         }
-        Ok(self.view(w))
+        // Just created, so Pending as stored: the reply skips the cache (and its lock, which
+        // the scheduling loop holds while it places).
+        Ok(pb::Workload::from(&w))
     }
 
     async fn get(&self, req: pb::GetWorkloadRequest) -> Result<pb::Workload> {

@@ -22,24 +22,26 @@ pub struct Stored<T> {
     pub lease: i64,
 }
 
+/// Maps that grow with the cluster's workloads are B-trees: a hash map's resize moves every
+/// entry at once, and at 100,000 allocations that held the lock for hundreds of milliseconds.
 pub struct State {
     /// Revision of the last applied change.
     pub revision: Revision,
     pub workloads: BTreeMap<WorkloadRef, Stored<Workload>>,
     pub nodes: BTreeMap<String, Stored<Node>>,
     pub queues: BTreeMap<String, Stored<Queue>>,
-    pub allocations: HashMap<String, Allocation>,
+    pub allocations: BTreeMap<String, Allocation>,
     /// Allocation ids of each workload, by replica.
-    pub by_workload: HashMap<WorkloadRef, BTreeSet<(u32, String)>>,
+    pub by_workload: BTreeMap<WorkloadRef, BTreeSet<(u32, String)>>,
     /// Allocation ids on each node, whether or not the node is known.
-    pub by_node: HashMap<String, BTreeSet<String>>,
+    pub by_node: BTreeMap<String, BTreeSet<String>>,
     /// Nodes whose key disappeared (lease expired or revoked), for the leader to mark NotReady.
     pub lost_nodes: BTreeMap<String, Node>,
     /// What each queue's allocations hold, for its maximum quota.
     pub queue_usage: HashMap<String, ResourceAmounts>,
     /// Nodes that are NotReady or draining: the only ones node lifecycle needs to look at.
     pub troubled_nodes: BTreeSet<String>,
-    pub statuses: HashMap<(WorkloadRef, u32), ReplicaStatus>,
+    pub statuses: BTreeMap<(WorkloadRef, u32), ReplicaStatus>,
     pub snapshot: Snapshot,
     /// Allocations the leader reserved and is committing; the watch has not confirmed them.
     /// Kept so that a rebuild of the snapshot never forgets a reservation.
@@ -105,13 +107,13 @@ impl State {
             workloads: BTreeMap::new(),
             nodes: BTreeMap::new(),
             queues: BTreeMap::new(),
-            allocations: HashMap::new(),
-            by_workload: HashMap::new(),
-            by_node: HashMap::new(),
+            allocations: BTreeMap::new(),
+            by_workload: BTreeMap::new(),
+            by_node: BTreeMap::new(),
             lost_nodes: BTreeMap::new(),
             troubled_nodes: BTreeSet::new(),
             queue_usage: HashMap::new(),
-            statuses: HashMap::new(),
+            statuses: BTreeMap::new(),
             snapshot: tracking_snapshot(),
             inflight: HashMap::new(),
             dirty: BTreeSet::new(),

@@ -118,6 +118,10 @@ pub struct Policy {
     /// The largest shapes of the mix, whose last hosts placement keeps able to host them
     /// (`score::scarcity`; part of the fragmentation score).
     pub protected_shapes: Vec<TypicalShape>,
+    /// CPU-only work goes to nodes without accelerators while one fits: an accelerator node's
+    /// host capacity is what its devices' work will need (and the accelerator nodes need not
+    /// be scored).
+    pub cpu_nodes_first: bool,
     /// Feasible nodes scored per node group, tightest fit first; `None` scores every feasible
     /// node (exact, slower).
     pub max_candidates: Option<usize>,
@@ -143,6 +147,7 @@ impl Default for Policy {
             },
             typical_shapes: default_typical_shapes(),
             protected_shapes: scarcity::protected(&default_typical_shapes()),
+            cpu_nodes_first: true,
             max_candidates: Some(DEFAULT_MAX_CANDIDATES),
             scorer: Scorer::Weighted,
             tie_break: TieBreak::Seeded(0),
@@ -165,6 +170,7 @@ impl Policy {
             },
             typical_shapes: Vec::new(),
             protected_shapes: Vec::new(),
+            cpu_nodes_first: false,
             max_candidates: None,
             scorer: Scorer::Weighted,
             tie_break: TieBreak::First,
@@ -192,6 +198,7 @@ impl Policy {
             },
             typical_shapes: Vec::new(),
             protected_shapes: Vec::new(),
+            cpu_nodes_first: false,
             max_candidates: None,
             scorer,
             tie_break: TieBreak::Seeded(0),

@@ -12,7 +12,7 @@ pub use super::policy::{
     default_typical_shapes, NodeScale, Policy, Scorer, TieBreak, TypicalShape, Weights,
     DEFAULT_MAX_CANDIDATES,
 };
-use super::request::{GpuDemand, PodRequest};
+use super::request::{GpuDemand, ModelFilter, PodRequest};
 use super::score::{self, Best, Measures, NodeContext};
 use super::shape::{self, Shape};
 use super::snapshot::Snapshot;
@@ -50,13 +50,21 @@ pub fn place(
         Cow::Borrowed(&[][..])
     };
     let counts = &counts[..];
-    for group in snapshot.index().groups() {
+    let first_pass =
+        |g: &Group| !policy.cpu_nodes_first || req.gpu.is_some() || g.models.is_empty();
+    for group in snapshot.index().groups().filter(|g| first_pass(g)) {
         walk_group(snapshot, group, req, policy, counts, &mut candidates);
+    }
+    if candidates.is_empty() && policy.cpu_nodes_first && req.gpu.is_none() {
+        for group in snapshot.index().groups().filter(|g| !first_pass(g)) {
+            walk_group(snapshot, group, req, policy, counts, &mut candidates);
+        }
     }
     if candidates.is_empty() {
         // Nothing fits where the index looked: scan every node to say why. Should the index
         // ever miss a feasible node, the scan still places on it.
         scan(snapshot, req, policy, counts, &mut candidates)?;
+        cpu_nodes_first(snapshot, req, policy, &mut candidates);
     }
     choose(snapshot, req, policy, &candidates).ok_or_else(|| Unschedulable {
         nodes: snapshot.len(),
@@ -149,7 +157,31 @@ fn walk_group(
                         }
                     }
                 }
-                GpuDemand::Whole { .. } => {
+                GpuDemand::Whole {
+                    memory_bytes_total,
+                    tflops_total,
+                    ..
+                } => {
+                    // Not even the group's largest, fastest device is enough as one of the
+                    // most devices the request may take: no node of the group can fit, so
+                    // none is visited.
+                    let largest = DeviceState {
+                        memory_bytes: group.max_device_memory,
+                        bf16_tflops: group.max_device_tflops,
+                        healthy: true,
+                        ..DeviceState::default()
+                    };
+                    let most = *gpu.device_counts().end();
+                    let any_model = ModelFilter::default();
+                    if !shape::fits_whole(
+                        &largest,
+                        &any_model,
+                        *memory_bytes_total,
+                        *tflops_total,
+                        most,
+                    ) {
+                        return;
+                    }
                     let least = *gpu.device_counts().start();
                     for &(_, id) in group.by_whole.range((least, 0)..) {
                         if !visit(id) {
@@ -194,6 +226,27 @@ fn consider(
         });
     });
     out.len() > before
+}
+
+/// The policy's `cpu_nodes_first` over scanned candidates: CPU-only work keeps only the
+/// nodes without accelerators, if any fits.
+fn cpu_nodes_first(
+    snapshot: &Snapshot,
+    req: &PodRequest,
+    policy: &Policy,
+    candidates: &mut Vec<Candidate>,
+) {
+    if !policy.cpu_nodes_first || req.gpu.is_some() {
+        return;
+    }
+    let plain = |c: &Candidate| {
+        snapshot
+            .slot(c.id)
+            .is_some_and(|s| s.node.devices.is_empty())
+    };
+    if candidates.iter().any(plain) {
+        candidates.retain(plain);
+    }
 }
 
 /// Every node, every filter: candidates where they fit, reasons where they do not.
@@ -307,6 +360,7 @@ pub(crate) fn place_by_scan(
         Cow::Borrowed(&[][..])
     };
     scan(snapshot, req, policy, &counts, &mut candidates)?;
+    cpu_nodes_first(snapshot, req, policy, &mut candidates);
     choose(snapshot, req, policy, &candidates).ok_or_else(|| Unschedulable {
         nodes: snapshot.len(),
         ..Unschedulable::default()

@@ -2,7 +2,7 @@
 //! allocations, with an index kept current on every change (see `index`).
 
 use std::borrow::Cow;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
 use uni_core::model::Allocation;
@@ -54,9 +54,10 @@ pub struct Snapshot {
     ids: HashMap<String, NodeId>,
     index: Index,
     /// Every known allocation by id, including those on nodes not (yet) in the snapshot.
-    allocations: HashMap<String, Allocation>,
-    by_node: HashMap<String, BTreeSet<String>>,
-    by_workload: HashMap<WorkloadRef, BTreeSet<String>>,
+    // B-trees, not hash maps: no resize moves every allocation at once (see `cache::State`).
+    allocations: BTreeMap<String, Allocation>,
+    by_node: BTreeMap<String, BTreeSet<String>>,
+    by_workload: BTreeMap<WorkloadRef, BTreeSet<String>>,
     capability: Capability,
 }
 

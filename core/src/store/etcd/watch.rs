@@ -7,13 +7,19 @@ use std::time::Duration;
 use etcd_client::{Client, EventType, WatchOptions};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use super::convert::{from_kv, map_err};
 use crate::store::{EventKind, Revision, WatchEvent, WatchStream};
 use crate::{Error, Result};
 
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// Largest watch response accepted. A watcher that fell behind catches up in responses of up
+/// to 1,000 revisions, each maybe a batched transaction of a hundred objects: far over the
+/// 4 MiB gRPC default, which would fail the stream, resume at the same revision and fail again
+/// forever.
+const MAX_RESPONSE_BYTES: usize = 1 << 30;
 
 /// Starts the watch task; it stops when the returned stream is dropped.
 pub(super) fn spawn(client: Client, prefix: String, from: Revision) -> WatchStream {
@@ -30,11 +36,14 @@ pub(super) fn spawn(client: Client, prefix: String, from: Revision) -> WatchStre
 
 type Sender = mpsc::Sender<Result<Vec<WatchEvent>>>;
 
-async fn run(mut client: Client, prefix: String, mut next: Revision, tx: Sender) {
+async fn run(client: Client, prefix: String, mut next: Revision, tx: Sender) {
     let mut backoff = Duration::from_millis(50);
+    let mut watcher = client
+        .watch_client()
+        .max_decoding_message_size(MAX_RESPONSE_BYTES);
     loop {
         let opts = WatchOptions::new().with_prefix().with_start_revision(next);
-        match client.watch(prefix.as_str(), Some(opts)).await {
+        match watcher.watch(prefix.as_str(), Some(opts)).await {
             Ok(mut stream) => loop {
                 match stream.message().await {
                     Ok(Some(resp)) => {
@@ -74,7 +83,7 @@ async fn run(mut client: Client, prefix: String, mut next: Revision, tx: Sender)
                     }
                     Ok(None) => break,
                     Err(e) => {
-                        debug!(error = %map_err(e), "etcd watch broke; resuming");
+                        warn!(error = %map_err(e), revision = next, "etcd watch broke; resuming");
                         break;
                     }
                 }

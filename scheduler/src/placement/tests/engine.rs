@@ -337,3 +337,33 @@ fn bounded_scoring_still_finds_room() {
         "a single device fits tighter on a one-device node"
     );
 }
+
+#[test]
+fn cpu_work_goes_to_cpu_nodes_while_one_fits() {
+    // The GPU node is the tighter fit (packing would pick it) and has CPU to spare for its
+    // devices; still the CPU node takes CPU work until it is full.
+    let s = snapshot([
+        gpu_node("gpu", "nvidia-t4", 1, 64_000),
+        cpu_node("cpu", 128_000, 512 * GIB),
+    ]);
+    let job = cpu(16_000);
+    let blind = Policy {
+        cpu_nodes_first: false,
+        ..Policy::best_fit()
+    };
+    assert_eq!(place(&s, &job, &blind).expect("fits").node, "gpu");
+    assert_eq!(
+        place(&s, &job, &Policy::default()).expect("fits").node,
+        "cpu"
+    );
+    let mut s = s;
+    for i in 0..8 {
+        let d = commit(&mut s, &job, &Policy::default(), &format!("cpu-{i}")).expect("fits");
+        assert_eq!(d.node, "cpu");
+    }
+    // Full: the next goes to the GPU node.
+    assert_eq!(
+        place(&s, &job, &Policy::default()).expect("fits").node,
+        "gpu"
+    );
+}
