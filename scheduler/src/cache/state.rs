@@ -35,6 +35,9 @@ pub struct State {
     pub by_workload: BTreeMap<WorkloadRef, BTreeSet<(u32, String)>>,
     /// Allocation ids on each node, whether or not the node is known.
     pub by_node: BTreeMap<String, BTreeSet<String>>,
+    /// Host ports held on each node, with how many allocations hold each (one, unless a
+    /// record is stale), so a free one is found without reading the node's allocations.
+    pub ports: HashMap<String, BTreeMap<u16, u32>>,
     /// Nodes whose key disappeared (lease expired or revoked), for the leader to mark NotReady.
     pub lost_nodes: BTreeMap<String, Node>,
     /// What each queue's allocations hold, for its maximum quota.
@@ -110,6 +113,7 @@ impl State {
             allocations: BTreeMap::new(),
             by_workload: BTreeMap::new(),
             by_node: BTreeMap::new(),
+            ports: HashMap::new(),
             lost_nodes: BTreeMap::new(),
             troubled_nodes: BTreeSet::new(),
             queue_usage: HashMap::new(),
@@ -235,16 +239,46 @@ impl State {
             .entry(alloc.node.clone())
             .or_default()
             .insert(alloc.id.clone());
+        self.hold_port(&alloc, true);
+        let old = self.allocations.insert(alloc.id.clone(), alloc.clone());
+        if let Some(old) = &old {
+            self.hold_port(old, false);
+        }
         let usage = self.queue_usage.entry(alloc.queue.clone()).or_default();
-        if let Some(old) = self.allocations.insert(alloc.id.clone(), alloc.clone()) {
+        if let Some(old) = old {
             *usage = usage.saturating_sub(&old.amounts());
         }
         *usage = usage.saturating_add(&alloc.amounts());
     }
 
+    fn hold_port(&mut self, alloc: &Allocation, hold: bool) {
+        if alloc.port == 0 {
+            return;
+        }
+        let ports = self.ports.entry(alloc.node.clone()).or_default();
+        let count = ports.entry(alloc.port).or_default();
+        if hold {
+            *count += 1;
+        } else {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                ports.remove(&alloc.port);
+            }
+        }
+        if ports.is_empty() {
+            self.ports.remove(&alloc.node);
+        }
+    }
+
+    /// Whether an allocation on `node` holds `port`.
+    pub fn port_taken(&self, node: &str, port: u16) -> bool {
+        self.ports.get(node).is_some_and(|p| p.contains_key(&port))
+    }
+
     /// Forgets an allocation; returns it if it was known.
     pub fn release(&mut self, id: &str) -> Option<Allocation> {
         let alloc = self.allocations.remove(id)?;
+        self.hold_port(&alloc, false);
         if let Some(usage) = self.queue_usage.get_mut(&alloc.queue) {
             *usage = usage.saturating_sub(&alloc.amounts());
         }
@@ -302,5 +336,39 @@ pub fn workload_ref(alloc: &Allocation) -> WorkloadRef {
     WorkloadRef {
         namespace: alloc.namespace.clone(),
         name: alloc.workload.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alloc(id: &str, node: &str, port: u16) -> Allocation {
+        Allocation {
+            id: id.into(),
+            namespace: "ns".into(),
+            workload: "w".into(),
+            node: node.into(),
+            port,
+            ..Allocation::default()
+        }
+    }
+
+    #[test]
+    fn ports_are_held_while_allocations_are() {
+        let mut st = State::new(Arc::new(Catalog::builtin().expect("catalog")));
+        st.reserve(alloc("a", "n1", 30000));
+        st.reserve(alloc("b", "n1", 30001));
+        st.reserve(alloc("c", "n2", 30000));
+        assert!(st.port_taken("n1", 30000) && st.port_taken("n1", 30001));
+        assert!(!st.port_taken("n2", 30001));
+        // The same allocation recorded again with another port: the old one is free.
+        st.reserve(alloc("b", "n1", 30002));
+        assert!(!st.port_taken("n1", 30001) && st.port_taken("n1", 30002));
+        st.release("a");
+        assert!(!st.port_taken("n1", 30000) && st.port_taken("n2", 30000));
+        st.release("b");
+        st.release("c");
+        assert!(st.ports.is_empty());
     }
 }

@@ -334,8 +334,10 @@ fn new_allocation(
 
 /// The lowest host port of [`PORTS`] no allocation on `node` holds.
 fn free_port(st: &State, node: &str) -> u16 {
-    let used: BTreeSet<u16> = st.allocations_on(node).iter().map(|a| a.port).collect();
-    PORTS.clone().find(|p| !used.contains(p)).unwrap_or(0)
+    PORTS
+        .clone()
+        .find(|&p| !st.port_taken(node, p))
+        .unwrap_or(0)
 }
 
 /// Gives a gang's workers what torchrun expects: ranks, world size, and the address and port
