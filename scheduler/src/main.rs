@@ -12,6 +12,11 @@ use uni_scheduler::control_plane::ControlPlane;
 
 mod dev;
 
+// Placement, the watch cache and gRPC allocate small objects at a high rate from several
+// threads; glibc's malloc spent about a tenth of the scheduler's CPU under load.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
