@@ -44,8 +44,18 @@ async fn workloads_keep_running_while_etcd_is_down() {
     let down = Instant::now();
     // The process is checked every second for the whole outage.
     let mut checks = 0;
+    // Each check: the process the agent recorded is still the one running. (A duplicate run
+    // would show at the end, where exactly one process must hold the replica.)
+    let kept = |pid: i32| {
+        let running = processes_of(&a.id);
+        assert!(
+            running.contains(&pid) && pid_of(data.path(), &a) == Some(pid),
+            "replica {pid} kept running: {}",
+            describe(&running)
+        );
+    };
     while down.elapsed() < OUTAGE / 2 {
-        assert_eq!(processes_of(&a.id), vec![pid], "replica kept running");
+        kept(pid);
         checks += 1;
         tokio::time::sleep(CHECK_EVERY).await;
     }
@@ -56,7 +66,7 @@ async fn workloads_keep_running_while_etcd_is_down() {
     })
     .await;
     while down.elapsed() < OUTAGE {
-        assert_eq!(processes_of(&a.id), vec![restarted], "replica kept running");
+        kept(restarted);
         checks += 1;
         tokio::time::sleep(CHECK_EVERY).await;
     }
@@ -91,7 +101,8 @@ async fn workloads_keep_running_while_etcd_is_down() {
         |s| s.phase == ReplicaPhase::Ready && s.restarts == 1,
     )
     .await;
-    assert_eq!(processes_of(&a.id), vec![restarted]);
+    let running = processes_of(&a.id);
+    assert_eq!(running, vec![restarted], "{}", describe(&running));
     delete_allocation(&store, &a).await;
     eventually(Duration::from_secs(15), "stopped", || async {
         processes_of(&a.id).is_empty().then_some(())

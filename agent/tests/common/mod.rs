@@ -294,6 +294,29 @@ pub fn processes_of(id: &str) -> Vec<i32> {
         .unwrap_or_default()
 }
 
+/// `pids` with their parent and command line, for failure messages.
+pub fn describe(pids: &[i32]) -> String {
+    pids.iter()
+        .map(|pid| {
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+                .unwrap_or_default();
+            let ppid = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| {
+                    s.rsplit(')')
+                        .next()?
+                        .split_whitespace()
+                        .nth(1)
+                        .map(String::from)
+                })
+                .unwrap_or_default();
+            format!("{pid} (parent {ppid}): {}", cmd.trim())
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 pub fn kill(pid: i32, signal: i32) {
     // SAFETY: kill(2) has no memory arguments.
     unsafe { libc::kill(pid, signal) };

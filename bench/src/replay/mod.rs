@@ -8,6 +8,7 @@ mod rng;
 pub mod run;
 pub mod trace;
 pub mod typical;
+pub mod variant;
 pub mod workload;
 
 #[cfg(test)]
@@ -49,6 +50,11 @@ pub struct Args {
     /// Seeds: `42..51` (inclusive, as the paper) or a comma list.
     #[arg(long, default_value = "42..51")]
     seeds: String,
+    /// Replay a variant of the pod list: `cpu=0.3` (30% of pods CPU-only), `shared=0.8`,
+    /// `one-gpu=0.5`, `multi-gpu=0.3` (pods resampled from the trace), or `spec=0.33` (a third
+    /// of GPU pods constrained to one GPU model), as the FGD paper's other openb traces.
+    #[arg(long)]
+    variant: Option<String>,
     /// Total GPU demand, as a multiple of the cluster's GPU capacity.
     #[arg(long, default_value_t = workload::INFLATION)]
     inflation: f64,
@@ -150,6 +156,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let catalog = Catalog::builtin().context("hardware catalog")?;
     let mut nodes = trace::load_nodes(&args.nodes)?;
     let mut pods = trace::load_pods(&args.pods)?;
+    if let Some(v) = &args.variant {
+        pods = variant::apply(&pods, &nodes, v.parse()?)?;
+    }
     // The mix comes from the trace as given, before any scaling.
     let mix = Mix::of(&pods);
     let shapes = &mix.typical;
@@ -173,7 +182,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         nodes: nodes.len(),
         gpus: capacity / 1000,
         pods: pods.len(),
-        pods_file: args.pods.display().to_string(),
+        pods_file: match &args.variant {
+            Some(v) => format!("{}, variant {v}", args.pods.display()),
+            None => args.pods.display().to_string(),
+        },
         seeds: seeds.clone(),
         typical_shapes: shapes.len(),
         inflation: args.inflation,
@@ -221,7 +233,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 outcomes.push((seed, outcome));
             }
         }
-        reports.push(PolicyReport::new(name, &outcomes, capacity));
+        // The paper's figures are for its default trace, not for a variant.
+        let paper = published(name).filter(|_| args.variant.is_none());
+        reports.push(PolicyReport::new(name, paper, &outcomes, capacity));
     }
     let report = Report {
         context: ctx,

@@ -7,7 +7,6 @@ use std::fmt::Write;
 use serde::Serialize;
 
 use super::metrics::{allocation_curve, mean_sd, MAX_ARRIVED};
-use super::published;
 use super::run::{Kind, Outcome};
 
 #[derive(Serialize)]
@@ -54,7 +53,13 @@ pub fn headline_of(outcome: &Outcome, capacity: u64) -> f64 {
 }
 
 impl PolicyReport {
-    pub fn new(policy: &str, outcomes: &[(u64, Outcome)], capacity: u64) -> Self {
+    /// `published`: the paper's figure for this policy, when the replay is the paper's.
+    pub fn new(
+        policy: &str,
+        published: Option<f64>,
+        outcomes: &[(u64, Outcome)],
+        capacity: u64,
+    ) -> Self {
         let curves: Vec<Vec<Option<f64>>> = outcomes
             .iter()
             .map(|(_, o)| allocation_curve(&o.events, capacity))
@@ -101,7 +106,7 @@ impl PolicyReport {
         let placements: usize = outcomes.iter().map(|(_, o)| o.placements).sum();
         PolicyReport {
             policy: policy.to_string(),
-            published: published(policy),
+            published,
             unallocated_at_100_mean: head_mean,
             unallocated_at_100_sd: head_sd,
             per_seed,

@@ -43,6 +43,19 @@ impl TracePod {
         u64::from(self.num_gpu) * u64::from(self.gpu_milli)
     }
 
+    /// A pod with 1 CPU and 1 GiB (tests).
+    #[cfg(test)]
+    pub fn sample(name: &str, num_gpu: u32, gpu_milli: u32) -> Self {
+        Self {
+            name: name.into(),
+            cpu_milli: 1000,
+            memory_mib: 1024,
+            num_gpu,
+            gpu_milli,
+            gpu_spec: Vec::new(),
+        }
+    }
+
     /// A shared GPU: one device, part of it.
     pub fn is_shared(&self) -> bool {
         self.num_gpu == 1 && self.gpu_milli < MILLI_PER_DEVICE

@@ -58,14 +58,7 @@ mod tests {
     use super::*;
 
     fn pod(name: &str, num_gpu: u32, gpu_milli: u32) -> TracePod {
-        TracePod {
-            name: name.into(),
-            cpu_milli: 1000,
-            memory_mib: 1024,
-            num_gpu,
-            gpu_milli,
-            gpu_spec: vec![],
-        }
+        TracePod::sample(name, num_gpu, gpu_milli)
     }
 
     #[test]
