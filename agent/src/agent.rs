@@ -152,19 +152,12 @@ impl Agent {
         let root = config.data_dir.join("replicas");
         std::fs::create_dir_all(&root).map_err(Error::at("creating", &root))?;
 
-        let grpc = server::bind(config.listen).await?;
-        let grpc_addr = grpc
-            .local_addr()
-            .map_err(Error::io("gRPC listener address"))?;
-        let metrics_listener = match config.metrics_listen {
-            Some(a) => Some(metrics::bind(a).await?),
-            None => None,
-        };
-        let metrics_addr = metrics_listener
-            .as_ref()
-            .map(|l| l.local_addr())
-            .transpose()
-            .map_err(Error::io("metrics listener address"))?;
+        let server::Listeners {
+            grpc,
+            grpc_addr,
+            metrics: metrics_listener,
+            metrics_addr,
+        } = server::Listeners::bind(config.listen, config.metrics_listen).await?;
         let address = config
             .address
             .clone()

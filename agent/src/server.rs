@@ -41,6 +41,42 @@ pub async fn serve<L: LogService>(
 }
 
 /// Binds the gRPC listener (port 0 picks one).
+/// The gRPC listener and the optional metrics listener, bound, with their addresses (port 0
+/// resolved).
+pub struct Listeners {
+    pub grpc: TcpListener,
+    pub grpc_addr: std::net::SocketAddr,
+    pub metrics: Option<TcpListener>,
+    pub metrics_addr: Option<std::net::SocketAddr>,
+}
+
+impl Listeners {
+    pub async fn bind(
+        listen: std::net::SocketAddr,
+        metrics_listen: Option<std::net::SocketAddr>,
+    ) -> Result<Self> {
+        let grpc = bind(listen).await?;
+        let grpc_addr = grpc
+            .local_addr()
+            .map_err(Error::io("gRPC listener address"))?;
+        let metrics = match metrics_listen {
+            Some(a) => Some(crate::metrics::bind(a).await?),
+            None => None,
+        };
+        let metrics_addr = metrics
+            .as_ref()
+            .map(|l| l.local_addr())
+            .transpose()
+            .map_err(Error::io("metrics listener address"))?;
+        Ok(Self {
+            grpc,
+            grpc_addr,
+            metrics,
+            metrics_addr,
+        })
+    }
+}
+
 pub async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener> {
     TcpListener::bind(addr)
         .await

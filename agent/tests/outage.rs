@@ -8,16 +8,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use uni_core::model::ReplicaPhase;
 
-const SERVER: &str = r#"
-import os, http.server
-class H(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.send_response(200); self.end_headers()
-    def log_message(self, *a):
-        pass
-http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
-"#;
-
 const OUTAGE: Duration = Duration::from_secs(30);
 
 /// How often the replica is checked during the outage.
@@ -28,7 +18,7 @@ async fn workloads_keep_running_while_etcd_is_down() {
     let (mut etcd_server, store) = etcd().await;
     let data = tempfile::tempdir().expect("tempdir");
     let agent = start_agent(config("n1", data.path()), &store).await;
-    let w = inference("steady", SERVER, Some(http_probe()));
+    let w = inference("steady", HTTP_SERVER, Some(http_probe()));
     put_workload(&store, &w).await;
     let a = allocation(&w, 0, "n1");
     let _guard = Guard::of(&[&a]);

@@ -9,16 +9,6 @@ use std::time::Duration;
 use common::*;
 use uni_core::model::{ReplicaPhase, UnixMillis};
 
-const SERVER: &str = r#"
-import os, http.server
-class H(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.send_response(200); self.end_headers()
-    def log_message(self, *a):
-        pass
-http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
-"#;
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_restart_keeps_processes_without_duplicates() {
     let (etcd_server, store) = etcd().await;
@@ -27,7 +17,7 @@ async fn agent_restart_keeps_processes_without_duplicates() {
     let log = |n: u32| data.path().join(format!("agent-{n}.log"));
 
     let first = AgentProcess::spawn(&args, &log(1));
-    let w = inference("svc", SERVER, Some(http_probe()));
+    let w = inference("svc", HTTP_SERVER, Some(http_probe()));
     put_workload(&store, &w).await;
     let a = allocation(&w, 0, "n1");
     let _guard = Guard::of(&[&a]);

@@ -20,7 +20,7 @@ use tracing::{info, warn};
 use uni_core::catalog::Catalog;
 use uni_core::store::KvStore;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::metrics::{self, Metrics};
 use crate::runtime::StatusReporter;
 use crate::server;
@@ -57,19 +57,12 @@ pub async fn start(
 ) -> Result<RunningSimulation> {
     let catalog = Catalog::load(config.catalog.as_deref())?;
     let profile = profile::load(&config.profile)?;
-    let grpc = server::bind(listen).await?;
-    let grpc_addr = grpc
-        .local_addr()
-        .map_err(Error::io("gRPC listener address"))?;
-    let metrics_listener = match metrics_listen {
-        Some(a) => Some(metrics::bind(a).await?),
-        None => None,
-    };
-    let metrics_addr = metrics_listener
-        .as_ref()
-        .map(|l| l.local_addr())
-        .transpose()
-        .map_err(Error::io("metrics listener address"))?;
+    let server::Listeners {
+        grpc,
+        grpc_addr,
+        metrics: metrics_listener,
+        metrics_addr,
+    } = server::Listeners::bind(listen, metrics_listen).await?;
     let metrics = Metrics::new()?;
     let host = if address.contains(':') {
         format!("[{address}]")

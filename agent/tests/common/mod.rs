@@ -132,6 +132,17 @@ pub fn inference(name: &str, script: &str, probe: Option<Probe>) -> Workload {
     }
 }
 
+/// A replica answering 200 to every GET on its `PORT` (what `http_probe` checks).
+pub const HTTP_SERVER: &str = r#"
+import os, http.server
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200); self.end_headers()
+    def log_message(self, *a):
+        pass
+http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+"#;
+
 pub fn http_probe() -> Probe {
     Probe {
         action: ProbeAction::HttpGet {

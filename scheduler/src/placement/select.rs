@@ -44,11 +44,7 @@ pub fn place(
     policy: &Policy,
 ) -> Result<Decision, Unschedulable> {
     let mut candidates = Vec::new();
-    let counts = if policy.protects() {
-        snapshot.capable_counts(&policy.protected_shapes)
-    } else {
-        Cow::Borrowed(&[][..])
-    };
+    let counts = host_counts(snapshot, policy);
     let counts = &counts[..];
     let first_pass =
         |g: &Group| !policy.cpu_nodes_first || req.gpu.is_some() || g.models.is_empty();
@@ -64,7 +60,6 @@ pub fn place(
         // Nothing fits where the index looked: scan every node to say why. Should the index
         // ever miss a feasible node, the scan still places on it.
         scan(snapshot, req, policy, counts, &mut candidates)?;
-        cpu_nodes_first(snapshot, req, policy, &mut candidates);
     }
     choose(snapshot, req, policy, &candidates).ok_or_else(|| Unschedulable {
         nodes: snapshot.len(),
@@ -249,7 +244,8 @@ fn cpu_nodes_first(
     }
 }
 
-/// Every node, every filter: candidates where they fit, reasons where they do not.
+/// Every node, every filter: candidates where they fit (with the policy's preference for
+/// CPU nodes applied), reasons where they do not.
 fn scan(
     snapshot: &Snapshot,
     req: &PodRequest,
@@ -274,9 +270,18 @@ fn scan(
         }
     }
     if out.is_empty() {
-        Err(why)
+        return Err(why);
+    }
+    cpu_nodes_first(snapshot, req, policy, out);
+    Ok(())
+}
+
+/// How many nodes can host each of the policy's protected shapes (none when it protects none).
+fn host_counts<'a>(snapshot: &'a Snapshot, policy: &Policy) -> Cow<'a, [u32]> {
+    if policy.protects() {
+        snapshot.capable_counts(&policy.protected_shapes)
     } else {
-        Ok(())
+        Cow::Borrowed(&[])
     }
 }
 
@@ -354,13 +359,13 @@ pub(crate) fn place_by_scan(
     policy: &Policy,
 ) -> Result<Decision, Unschedulable> {
     let mut candidates = Vec::new();
-    let counts = if policy.protects() {
-        snapshot.capable_counts(&policy.protected_shapes)
-    } else {
-        Cow::Borrowed(&[][..])
-    };
-    scan(snapshot, req, policy, &counts, &mut candidates)?;
-    cpu_nodes_first(snapshot, req, policy, &mut candidates);
+    scan(
+        snapshot,
+        req,
+        policy,
+        &host_counts(snapshot, policy),
+        &mut candidates,
+    )?;
     choose(snapshot, req, policy, &candidates).ok_or_else(|| Unschedulable {
         nodes: snapshot.len(),
         ..Unschedulable::default()

@@ -57,6 +57,17 @@ impl Shape {
         }
     }
 
+    /// Free thousandths of each of `node`'s devices (up to `MAX_DEVICES`) once this shape is
+    /// placed, and how many devices that is.
+    pub fn free_after(&self, node: &NodeState) -> ([u32; MAX_DEVICES], usize) {
+        let mut free = [0u32; MAX_DEVICES];
+        let devices = node.devices.len().min(MAX_DEVICES);
+        for (i, d) in node.devices.iter().enumerate().take(devices) {
+            free[i] = self.free_milli_after(d, i);
+        }
+        (free, devices)
+    }
+
     /// The bindings an allocation records for this shape.
     pub fn bindings(&self, node: &NodeState) -> Vec<DeviceBinding> {
         node.devices

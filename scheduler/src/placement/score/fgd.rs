@@ -12,23 +12,34 @@ use uni_core::units::MILLI_PER_DEVICE;
 use crate::placement::node_state::NodeState;
 use crate::placement::policy::TypicalShape;
 use crate::placement::request::PodRequest;
-use crate::placement::shape::{Shape, MAX_DEVICES};
+use crate::placement::shape::Shape;
 
 /// Expected free thousandths on `node` the typical shapes could not use, with `free_compute`
 /// milli-UCU and `free[i]` thousandths of device `i` free.
 pub fn of_free(node: &NodeState, free_compute: u64, free: &[u32], shapes: &[TypicalShape]) -> f64 {
+    unusable_by_mix(free, shapes.iter().filter(|s| s.weight > 0.0), |s| {
+        s.uses_accelerators()
+            && free_compute >= s.compute_milli
+            && node.devices.iter().any(|d| s.models.allows_device(d))
+            && free.iter().filter(|&&f| f >= s.gpu_milli).count() >= s.gpus as usize
+    })
+}
+
+/// The frequency-weighted mean, over `shapes`, of the free thousandths in `free` a shape could
+/// not use: all of them where `usable` says it cannot run, else the shares too small for it.
+pub fn unusable_by_mix<'a>(
+    free: &[u32],
+    shapes: impl Iterator<Item = &'a TypicalShape>,
+    usable: impl Fn(&TypicalShape) -> bool,
+) -> f64 {
     let total: u64 = free.iter().map(|&f| u64::from(f)).sum();
     if total == 0 {
         return 0.0;
     }
     let (mut sum, mut weights) = (0.0, 0.0);
-    for s in shapes.iter().filter(|s| s.weight > 0.0) {
+    for s in shapes {
         weights += s.weight;
-        let usable = s.uses_accelerators()
-            && free_compute >= s.compute_milli
-            && node.devices.iter().any(|d| s.models.allows_device(d))
-            && free.iter().filter(|&&f| f >= s.gpu_milli).count() >= s.gpus as usize;
-        let unusable = if usable {
+        let unusable = if usable(s) {
             free.iter()
                 .filter(|&&f| f < s.gpu_milli)
                 .map(|&f| u64::from(f))
@@ -54,11 +65,7 @@ pub fn of_node(
 ) -> f64 {
     let compute = req.map_or(0, |r| r.compute_milli);
     let free_compute = node.free_compute_milli().saturating_sub(compute);
-    let mut free = [0u32; MAX_DEVICES];
-    let devices = node.devices.len().min(MAX_DEVICES);
-    for (i, d) in node.devices.iter().enumerate().take(devices) {
-        free[i] = shape.free_milli_after(d, i);
-    }
+    let (free, devices) = shape.free_after(node);
     of_free(node, free_compute, &free[..devices], shapes)
 }
 

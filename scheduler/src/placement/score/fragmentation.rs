@@ -19,9 +19,9 @@ use uni_core::units::MILLI_PER_DEVICE;
 use crate::placement::node_state::NodeState;
 use crate::placement::policy::TypicalShape;
 use crate::placement::request::PodRequest;
-use crate::placement::shape::{Shape, MAX_DEVICES};
+use crate::placement::shape::Shape;
 
-use super::scarcity;
+use super::{fgd, scarcity};
 
 /// Points taken from CPU-only work on a node with free accelerators, on top of what stranding
 /// charges: among placements that strand nothing, CPU nodes and nodes whose accelerators are
@@ -54,35 +54,19 @@ pub fn of_node(
 ) -> f64 {
     let free_compute = node.free_compute_milli().saturating_sub(compute);
     let free_memory = node.free_memory_bytes().saturating_sub(memory);
-    let mut free = [0u32; MAX_DEVICES];
-    let devices = node.devices.len().min(MAX_DEVICES);
-    let mut total = 0u64;
-    for (i, d) in node.devices.iter().enumerate().take(devices) {
-        free[i] = shape.free_milli_after(d, i);
-        total += u64::from(free[i]);
-    }
+    let (free, devices) = shape.free_after(node);
+    let free = &free[..devices];
+    let total: u64 = free.iter().map(|&f| u64::from(f)).sum();
     if total == 0 {
         return 0.0;
     }
-    let free = &free[..devices];
-    let (mut sum, mut weights) = (0.0, 0.0);
-    for s in shapes
-        .iter()
-        .filter(|s| s.uses_accelerators() && s.weight > 0.0)
-    {
-        weights += s.weight;
-        let usable = scarcity::hosts(node, free_compute, free_memory, free, s);
-        let unusable = if usable {
-            free.iter()
-                .filter(|&&f| f < s.gpu_milli)
-                .map(|&f| u64::from(f))
-                .sum()
-        } else {
-            total
-        };
-        sum += s.weight * unusable as f64;
-    }
-    let per_shape = if weights > 0.0 { sum / weights } else { 0.0 };
+    let per_shape = fgd::unusable_by_mix(
+        free,
+        shapes
+            .iter()
+            .filter(|s| s.uses_accelerators() && s.weight > 0.0),
+        |s| scarcity::hosts(node, free_compute, free_memory, free, s),
+    );
     let stranded = host_per_milli(shapes).map_or(0.0, |(cpu, mem)| {
         let by_cpu = if cpu > 0.0 {
             free_compute as f64 / cpu

@@ -13,7 +13,7 @@ use uni_core::units::MILLI_PER_DEVICE;
 
 use crate::placement::node_state::NodeState;
 use crate::placement::policy::TypicalShape;
-use crate::placement::shape::{Shape, MAX_DEVICES};
+use crate::placement::shape::Shape;
 
 /// Protected shapes a policy may have: one bit each in a node's capability mask.
 pub const MAX_PROTECTED: usize = 64;
@@ -47,11 +47,7 @@ pub fn capable_after(
     }
     let free_compute = node.free_compute_milli().saturating_sub(compute);
     let free_memory = node.free_memory_bytes().saturating_sub(memory);
-    let mut free = [0u32; MAX_DEVICES];
-    let devices = node.devices.len().min(MAX_DEVICES);
-    for (i, d) in node.devices.iter().enumerate().take(devices) {
-        free[i] = shape.free_milli_after(d, i);
-    }
+    let (free, devices) = shape.free_after(node);
     let mut mask = 0;
     for (i, s) in shapes.iter().enumerate().take(MAX_PROTECTED) {
         if hosts(node, free_compute, free_memory, &free[..devices], s) {
