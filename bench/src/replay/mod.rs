@@ -18,6 +18,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use uni_core::catalog::Catalog;
+use uni_scheduler::placement::learn::MixLearner;
 use uni_scheduler::placement::select::{NodeScale, Policy, Scorer};
 use uni_scheduler::placement::snapshot::Snapshot;
 
@@ -40,7 +41,8 @@ pub struct Args {
     )]
     pods: PathBuf,
     /// Policies, comma-separated: random, dotprod, bestfit, fgd, universal
-    /// (universal-exhaustive: the default policy scoring every feasible node).
+    /// (universal-exhaustive: the default policy scoring every feasible node; universal-online:
+    /// the default policy learning the mix from what it places, as the live scheduler does).
     #[arg(
         long,
         value_delimiter = ',',
@@ -117,12 +119,22 @@ pub fn policy(name: &str, seed: u64, mix: &Mix, scale: NodeScale) -> anyhow::Res
         "universal" => Policy::default()
             .with_typical_shapes(shapes.to_vec())
             .with_protected_shapes_of(&mix.all),
+        // Learns its mix from what it places (`online`), starting from the generic one.
+        "universal-online" => Policy::default(),
         "universal-exhaustive" => Policy::default()
             .with_typical_shapes(shapes.to_vec())
             .with_protected_shapes_of(&mix.all)
             .exhaustive(),
-        other => bail!("unknown policy {other:?} (random, dotprod, bestfit, fgd, universal)"),
+        other => bail!(
+            "unknown policy {other:?} (random, dotprod, bestfit, fgd, universal, \
+             universal-exhaustive, universal-online)"
+        ),
     })
+}
+
+/// Whether the policy called `name` learns its mix as it places, as the live scheduler does.
+pub fn online(name: &str) -> bool {
+    name == "universal-online"
 }
 
 /// `nodes` replicated to `count` nodes (names suffixed), and `pods` with them in proportion.
@@ -202,12 +214,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                         let (cluster, pods, mix) = (&cluster, &pods, &mix);
                         s.spawn(move || -> anyhow::Result<(u64, run::Outcome)> {
                             let policy = policy(name, seed, mix, scale)?;
+                            let learner = online(name).then(|| MixLearner::new(&policy));
                             let arrivals = workload::arrivals(pods, capacity, args.inflation, seed);
                             let outcome = run::replay(
                                 cluster,
                                 pods,
                                 &arrivals,
                                 &policy,
+                                learner.as_ref(),
                                 &mix.typical,
                                 capacity,
                             );

@@ -4,9 +4,12 @@
 //! (dropped pods included) and the GPU allocated, and the fragmentation at each whole percent
 //! of arrived demand.
 
+use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
 use uni_core::model::Allocation;
+use uni_scheduler::placement::learn::MixLearner;
+use uni_scheduler::placement::mix::ShapeCounts;
 use uni_scheduler::placement::request::PodRequest;
 use uni_scheduler::placement::score::fgd;
 use uni_scheduler::placement::select::{place, Decision, Policy, TypicalShape};
@@ -82,16 +85,31 @@ pub fn fragmentation(snapshot: &Snapshot, shapes: &[TypicalShape]) -> f64 {
     }
 }
 
-/// Replays `arrivals` on `cluster` (a snapshot without allocations) under `policy`.
+/// Pods placed between two readings of the mix by a learning policy.
+pub const LEARN_EVERY: usize = 100;
+
+/// Replays `arrivals` on `cluster` (a snapshot without allocations) under `policy`; with a
+/// `learner`, the policy learns its mix from what it has placed as the live scheduler does,
+/// every `LEARN_EVERY` placements.
 pub fn replay(
     cluster: &Snapshot,
     pods: &[TracePod],
     arrivals: &[Arrival],
     policy: &Policy,
+    learner: Option<&MixLearner>,
     shapes: &[TypicalShape],
     capacity_milli: u64,
 ) -> Outcome {
-    replay_to_end(cluster, pods, arrivals, policy, shapes, capacity_milli).0
+    replay_to_end(
+        cluster,
+        pods,
+        arrivals,
+        policy,
+        learner,
+        shapes,
+        capacity_milli,
+    )
+    .0
 }
 
 /// `replay`, also returning the cluster as the replay left it.
@@ -100,10 +118,13 @@ pub fn replay_to_end(
     pods: &[TracePod],
     arrivals: &[Arrival],
     policy: &Policy,
+    learner: Option<&MixLearner>,
     shapes: &[TypicalShape],
     capacity_milli: u64,
 ) -> (Outcome, Snapshot) {
     let mut snapshot = cluster.clone();
+    let mut policy = Cow::Borrowed(policy);
+    let mut mix = ShapeCounts::default();
     if policy.protects() {
         snapshot.track_capability(policy.protected_shapes.clone());
     }
@@ -116,7 +137,12 @@ pub fn replay_to_end(
         let req = pod_request(pod, &arrival.name);
         arrived += pod.total_gpu_milli();
         let start = Instant::now();
-        let decision = place(&snapshot, &req, policy);
+        if let Some(learner) = learner {
+            if out.placements % LEARN_EVERY == 0 {
+                learner.learn(policy.to_mut(), &mix, &mut snapshot);
+            }
+        }
+        let decision = place(&snapshot, &req, &policy);
         out.placing += start.elapsed();
         out.placements += 1;
         match decision {
@@ -126,7 +152,9 @@ pub fn replay_to_end(
                     .iter()
                     .map(|b| u64::from(b.share_milli))
                     .sum::<u64>();
-                snapshot.add_allocation(&allocation(&arrival.name, &req, &d));
+                let alloc = allocation(&arrival.name, &req, &d);
+                snapshot.add_allocation(&alloc);
+                mix.add_allocation(&alloc);
             }
             Err(_) => {
                 let k = Kind::ALL

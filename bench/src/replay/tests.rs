@@ -5,13 +5,14 @@
 use std::collections::HashMap;
 
 use uni_core::catalog::Catalog;
+use uni_scheduler::placement::learn::MixLearner;
 use uni_scheduler::placement::snapshot::Snapshot;
 
 use super::rng::Rng;
 use super::run::{replay, replay_to_end};
 use super::trace::{node_state, TraceNode, TracePod};
 use super::workload::{arrivals, Arrival};
-use super::{policy, scale_of, typical};
+use super::{online, policy, scale_of, typical};
 
 const POLICIES: [&str; 5] = ["random", "dotprod", "bestfit", "fgd", "universal"];
 
@@ -83,7 +84,8 @@ fn every_policy_keeps_the_protocols_invariants() {
     for name in POLICIES {
         let policy = policy(name, 42, &mix, scale_of(&nodes)).expect("policy");
         let order = arrivals(&pods, capacity, 1.3, 42);
-        let (outcome, end) = replay_to_end(&cluster, &pods, &order, &policy, &shapes, capacity);
+        let (outcome, end) =
+            replay_to_end(&cluster, &pods, &order, &policy, None, &shapes, capacity);
         assert_eq!(outcome.events.len(), order.len());
         let placed = end.allocations().count();
         assert!(placed > 0 && placed < order.len(), "{name}: {placed}");
@@ -137,7 +139,7 @@ fn every_policy_keeps_the_protocols_invariants() {
             }
         }
         // The same seed gives the same replay; the allocated total matches the snapshot.
-        let again = replay(&cluster, &pods, &order, &policy, &shapes, capacity);
+        let again = replay(&cluster, &pods, &order, &policy, None, &shapes, capacity);
         assert_eq!(again.events, outcome.events, "{name}");
         let allocated: u64 = end
             .allocations()
@@ -165,8 +167,8 @@ fn a_hand_checked_trace_is_placed_optimally() {
     ];
     let (cluster, capacity) = cluster(&nodes);
     let mix = typical::Mix {
-        typical: typical::typical_shapes(&pods, 1.0),
-        all: typical::typical_shapes(&pods, 1.0),
+        typical: typical::counts(&pods).typical(1.0),
+        all: typical::counts(&pods).typical(1.0),
     };
     let shapes = mix.typical.clone();
     let order: Vec<Arrival> = (0..pods.len())
@@ -175,9 +177,18 @@ fn a_hand_checked_trace_is_placed_optimally() {
             name: pods[i].name.clone(),
         })
         .collect();
-    for name in ["bestfit", "fgd", "universal"] {
+    for name in ["bestfit", "fgd", "universal", "universal-online"] {
         let policy = policy(name, 42, &mix, scale_of(&nodes)).expect("policy");
-        let (outcome, end) = replay_to_end(&cluster, &pods, &order, &policy, &shapes, capacity);
+        let learner = online(name).then(|| MixLearner::new(&policy));
+        let (outcome, end) = replay_to_end(
+            &cluster,
+            &pods,
+            &order,
+            &policy,
+            learner.as_ref(),
+            &shapes,
+            capacity,
+        );
         assert_eq!(outcome.events.last(), Some(&(3000, 3000)), "{name}");
         let on = |w: &str| {
             end.allocations()

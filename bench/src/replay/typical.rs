@@ -2,19 +2,14 @@
 //! its `pkg/utils/frag.go`, run with CPU pods included, 95% popularity and step 1): pods are
 //! grouped by (CPU, GPU share, GPU count, GPU models); the most frequent groups, ties to the
 //! larger request, are taken until they cover 95% of the pods; weights are their frequencies.
-//! The universal policy is given the same mix (memory added as each group's mean), as a live
-//! scheduler would learn it from the requests it sees.
-
-use std::collections::HashMap;
+//! The universal policy is given the same mix (memory added as each group's mean); the live
+//! scheduler counts the same way what it runs (`placement::mix`).
 
 use uni_core::units::MIB;
-use uni_scheduler::placement::request::ModelFilter;
+use uni_scheduler::placement::mix::{ShapeCounts, ShapeKey, COVERAGE};
 use uni_scheduler::placement::select::TypicalShape;
 
 use super::trace::TracePod;
-
-/// The paper's popularity threshold.
-pub const COVERAGE: f64 = 0.95;
 
 /// What a policy learns from a trace: its typical shapes (the fragmentation measure) and every
 /// shape asked for (the largest of which are protected, see `score::scarcity`).
@@ -26,48 +21,29 @@ pub struct Mix {
 
 impl Mix {
     pub fn of(pods: &[TracePod]) -> Self {
+        let counts = counts(pods);
         Self {
-            typical: typical_shapes(pods, COVERAGE),
-            all: typical_shapes(pods, 1.0),
+            typical: counts.typical(COVERAGE),
+            all: counts.typical(1.0),
         }
     }
 }
 
-pub fn typical_shapes(pods: &[TracePod], coverage: f64) -> Vec<TypicalShape> {
-    // key -> (count, memory sum)
-    let mut groups: HashMap<(u64, u32, u32, String), (u64, u64)> = HashMap::new();
+/// The trace's pods counted by shape.
+pub fn counts(pods: &[TracePod]) -> ShapeCounts {
+    let mut counts = ShapeCounts::default();
     for p in pods {
         // kube-scheduler counts a pod without a CPU request as 100 milli-CPU.
         let cpu = if p.cpu_milli == 0 { 100 } else { p.cpu_milli };
-        let key = (cpu, p.gpu_milli, p.num_gpu, p.gpu_spec.join("|"));
-        let e = groups.entry(key).or_insert((0, 0));
-        e.0 += 1;
-        e.1 += p.memory_mib * MIB;
-    }
-    let mut sorted: Vec<_> = groups.into_iter().collect();
-    // Most frequent first; equal counts: larger CPU, share, count, then model list first (the
-    // reverse of the artifact's ascending `Less`).
-    sorted.sort_by(|(ka, (ca, _)), (kb, (cb, _))| cb.cmp(ca).then_with(|| kb.cmp(ka)));
-    let total = pods.len() as f64;
-    let mut covered = 0.0;
-    let mut out = Vec::new();
-    for ((cpu, milli, count, spec), (n, memory)) in sorted {
-        if covered >= coverage * total {
-            break;
-        }
-        covered += n as f64;
-        let mut shape = TypicalShape::new(cpu, memory / n.max(1), count, milli, n as f64 / total);
-        shape.models = ModelFilter {
-            allowed: spec
-                .split('|')
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect(),
-            forbidden: Vec::new(),
+        let key = ShapeKey {
+            compute_milli: cpu,
+            gpu_milli: p.gpu_milli,
+            gpus: p.num_gpu,
+            models: p.gpu_spec.join("|"),
         };
-        out.push(shape);
+        counts.add(key, p.memory_mib * MIB);
     }
-    out
+    counts
 }
 
 #[cfg(test)]
@@ -86,15 +62,18 @@ mod tests {
     }
 
     #[test]
-    fn most_frequent_groups_until_covered() {
-        let mut pods = vec![pod(4000, 1, 500); 6];
-        pods.extend(vec![pod(8000, 1, 1000); 3]);
-        pods.push(pod(2000, 0, 0));
-        let shapes = typical_shapes(&pods, 0.85);
+    fn trace_pods_count_as_kube_scheduler_sees_them() {
+        let mut pods = vec![pod(0, 1, 500); 2];
+        pods.push(TracePod {
+            gpu_spec: vec!["V100M16".into(), "V100M32".into()],
+            ..pod(8000, 2, 1000)
+        });
+        let shapes = Mix::of(&pods).all;
         assert_eq!(shapes.len(), 2);
-        assert_eq!((shapes[0].compute_milli, shapes[0].gpu_milli), (4000, 500));
-        assert!((shapes[0].weight - 0.6).abs() < 1e-9);
+        // No CPU request: 100 milli-CPU.
+        assert_eq!((shapes[0].compute_milli, shapes[0].gpu_milli), (100, 500));
         assert_eq!(shapes[0].memory_bytes, 1024 * MIB);
-        assert_eq!(typical_shapes(&pods, 0.95).len(), 3);
+        assert_eq!(shapes[1].models.allowed, vec!["V100M16", "V100M32"]);
+        assert_eq!(shapes[1].gpus, 2);
     }
 }

@@ -11,6 +11,7 @@ use uni_core::store::keys::{self, AllocationKey, TypedKey};
 use uni_core::store::{codec, EventKind, KeyValue, Revision, WatchEvent};
 use uni_core::Result;
 
+use crate::placement::mix::ShapeCounts;
 use crate::placement::select::Policy;
 use crate::placement::snapshot::{NodeState, Snapshot, WorkloadRef};
 
@@ -46,6 +47,8 @@ pub struct State {
     pub troubled_nodes: BTreeSet<String>,
     pub statuses: BTreeMap<(WorkloadRef, u32), ReplicaStatus>,
     pub snapshot: Snapshot,
+    /// The shapes of what holds allocations: the mix placement measures fragmentation against.
+    pub mix: ShapeCounts,
     /// Allocations the leader reserved and is committing; the watch has not confirmed them.
     /// Kept so that a rebuild of the snapshot never forgets a reservation.
     pub inflight: HashMap<String, Allocation>,
@@ -119,6 +122,7 @@ impl State {
             queue_usage: HashMap::new(),
             statuses: BTreeMap::new(),
             snapshot: tracking_snapshot(),
+            mix: ShapeCounts::default(),
             inflight: HashMap::new(),
             dirty: BTreeSet::new(),
             capacity_changed: false,
@@ -240,9 +244,11 @@ impl State {
             .or_default()
             .insert(alloc.id.clone());
         self.hold_port(&alloc, true);
+        self.mix.add_allocation(&alloc);
         let old = self.allocations.insert(alloc.id.clone(), alloc.clone());
         if let Some(old) = &old {
             self.hold_port(old, false);
+            self.mix.remove_allocation(old);
         }
         let usage = self.queue_usage.entry(alloc.queue.clone()).or_default();
         if let Some(old) = old {
@@ -279,6 +285,7 @@ impl State {
     pub fn release(&mut self, id: &str) -> Option<Allocation> {
         let alloc = self.allocations.remove(id)?;
         self.hold_port(&alloc, false);
+        self.mix.remove_allocation(&alloc);
         if let Some(usage) = self.queue_usage.get_mut(&alloc.queue) {
             *usage = usage.saturating_sub(&alloc.amounts());
         }

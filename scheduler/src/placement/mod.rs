@@ -10,6 +10,8 @@
 mod capability;
 pub mod filter;
 mod index;
+pub mod learn;
+pub mod mix;
 mod node_state;
 mod policy;
 pub mod request;

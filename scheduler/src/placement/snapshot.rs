@@ -183,6 +183,11 @@ impl Snapshot {
         self.capability.track(shapes, nodes);
     }
 
+    /// Whether `shapes` are the shapes whose hosts are counted.
+    pub fn tracks(&self, shapes: &[TypicalShape]) -> bool {
+        self.capability.counts(shapes).is_some()
+    }
+
     /// How many schedulable nodes can host each of `shapes` now: tracked counts when these are
     /// the tracked shapes, else counted here.
     pub fn capable_counts(&self, shapes: &[TypicalShape]) -> Cow<'_, [u32]> {

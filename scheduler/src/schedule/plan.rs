@@ -19,6 +19,7 @@ use super::backoff::Backoffs;
 use super::{lifecycle, workload};
 use crate::cache::State;
 use crate::metrics::Metrics;
+use crate::placement::learn::MixLearner;
 use crate::placement::select::Policy;
 use crate::placement::snapshot::WorkloadRef;
 
@@ -64,6 +65,8 @@ pub struct Planner {
     pub policy: Policy,
     pub metrics: Arc<Metrics>,
     pub backoffs: Backoffs,
+    /// Keeps the policy's typical shapes those of what the cluster runs.
+    mix: MixLearner,
     /// Events written so far, by key: (count, first seen), so repeats update one event.
     events: HashMap<String, (u32, UnixMillis)>,
 }
@@ -81,6 +84,7 @@ impl Planner {
         let backoffs = Backoffs::new(config.backoff_initial, config.backoff_max);
         Self {
             config,
+            mix: MixLearner::new(&policy),
             policy,
             metrics,
             backoffs,
@@ -90,6 +94,8 @@ impl Planner {
 
     /// Runs one pass. Returns the plan and when the next pass is due even if nothing changes.
     pub fn plan(&mut self, st: &mut State, now: Instant) -> (Plan, Option<Instant>) {
+        self.mix
+            .refresh(&mut self.policy, &st.mix, &mut st.snapshot, now);
         let wall = UnixMillis::now();
         let budget = self.config.max_placements;
         let mut pass = Pass {

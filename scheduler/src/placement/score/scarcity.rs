@@ -115,14 +115,17 @@ pub fn protected(mix: &[TypicalShape]) -> Vec<TypicalShape> {
             out.push((*b).clone());
         }
     }
-    out.sort_by(|a, b| {
-        let demand = |s: &TypicalShape| u64::from(s.gpus) * u64::from(s.gpu_milli);
-        demand(b)
-            .cmp(&demand(a))
-            .then(b.compute_milli.cmp(&a.compute_milli))
-    });
+    out.sort_by(largest_first);
     out.truncate(MAX_PROTECTED);
     out
+}
+
+/// Larger accelerator demand first, then more compute.
+pub fn largest_first(a: &TypicalShape, b: &TypicalShape) -> std::cmp::Ordering {
+    let demand = |s: &TypicalShape| u64::from(s.gpus) * u64::from(s.gpu_milli);
+    demand(b)
+        .cmp(&demand(a))
+        .then(b.compute_milli.cmp(&a.compute_milli))
 }
 
 #[cfg(test)]

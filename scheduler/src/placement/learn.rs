@@ -1,0 +1,161 @@
+//! Learning the request mix: a policy measures fragmentation against the shapes of what the
+//! cluster runs (`mix::ShapeCounts`), blended with the policy's generic mix until the cluster
+//! has run enough to speak for itself, and protects the largest of them.
+
+use std::time::{Duration, Instant};
+
+use super::mix::{ShapeCounts, COVERAGE};
+use super::policy::{Policy, TypicalShape};
+use super::score::scarcity;
+use super::snapshot::Snapshot;
+
+/// How often the mix is read again: it moves slowly, and a change of protected shapes recounts
+/// their hosts over every node.
+pub const REFRESH: Duration = Duration::from_secs(10);
+
+/// The generic mix counts as this many replicas: a cluster's first few hundred replicas
+/// say little about what comes next.
+pub const PRIOR_REPLICAS: f64 = 100.0;
+
+/// Typical shapes at most: fragmentation is measured against each on every candidate node.
+pub const MAX_TYPICAL: usize = 32;
+
+/// Shapes, largest first, among which the protected ones are found (a pairwise comparison).
+pub const MAX_PROTECTION_CANDIDATES: usize = 256;
+
+pub struct MixLearner {
+    /// The policy's own typical shapes, the prior.
+    prior: Vec<TypicalShape>,
+    /// The mix's `changes()` when last read, and when.
+    seen: Option<(u64, Instant)>,
+}
+
+impl MixLearner {
+    pub fn new(policy: &Policy) -> Self {
+        Self {
+            prior: policy.typical_shapes.clone(),
+            seen: None,
+        }
+    }
+
+    /// `learn` when `mix` changed and `REFRESH` has passed since it was last read; keeps the
+    /// snapshot counting the hosts of the protected shapes either way.
+    pub fn refresh(
+        &mut self,
+        policy: &mut Policy,
+        mix: &ShapeCounts,
+        snapshot: &mut Snapshot,
+        now: Instant,
+    ) {
+        let due = match self.seen {
+            None => true,
+            Some((seen, at)) => seen != mix.changes() && now.duration_since(at) >= REFRESH,
+        };
+        if due {
+            self.seen = Some((mix.changes(), now));
+            self.learn(policy, mix, snapshot);
+        }
+        // Also after the snapshot was rebuilt from a fresh listing.
+        if policy.protects() && !snapshot.tracks(&policy.protected_shapes) {
+            snapshot.track_capability(policy.protected_shapes.clone());
+        }
+    }
+
+    /// Sets `policy`'s typical and protected shapes from `mix` and the prior, and has
+    /// `snapshot` count the hosts of the protected ones.
+    pub fn learn(&self, policy: &mut Policy, mix: &ShapeCounts, snapshot: &mut Snapshot) {
+        if self.prior.is_empty() {
+            return;
+        }
+        let typical = mix.most_frequent(COVERAGE, MAX_TYPICAL);
+        policy.typical_shapes = mix.with_prior(typical, &self.prior, PRIOR_REPLICAS);
+        let largest = mix.largest(MAX_PROTECTION_CANDIDATES);
+        policy.protected_shapes =
+            scarcity::protected(&mix.with_prior(largest, &self.prior, PRIOR_REPLICAS));
+        if policy.protects() && !snapshot.tracks(&policy.protected_shapes) {
+            snapshot.track_capability(policy.protected_shapes.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use uni_core::catalog::Catalog;
+    use uni_core::model::{Allocation, DeviceBinding};
+    use uni_core::units::GIB;
+
+    use super::*;
+    use crate::cache::State;
+
+    fn eight_gpu_alloc(id: &str) -> Allocation {
+        Allocation {
+            id: id.into(),
+            namespace: "ns".into(),
+            workload: "train".into(),
+            node: "n".into(),
+            compute_milli: 96_000,
+            memory_bytes: 512 * GIB,
+            devices: (0..8)
+                .map(|index| DeviceBinding {
+                    index,
+                    share_milli: 1000,
+                    ..DeviceBinding::default()
+                })
+                .collect(),
+            ..Allocation::default()
+        }
+    }
+
+    fn learned(policy: &Policy) -> Option<&TypicalShape> {
+        policy
+            .typical_shapes
+            .iter()
+            .find(|s| s.compute_milli == 96_000 && s.gpus == 8)
+    }
+
+    #[test]
+    fn the_policy_follows_what_the_cluster_runs() {
+        let mut st = State::new(Arc::new(Catalog::builtin().expect("catalog")));
+        let mut policy = Policy::default();
+        let prior = policy.typical_shapes.clone();
+        let mut learner = MixLearner::new(&policy);
+        let t0 = Instant::now();
+
+        learner.refresh(&mut policy, &st.mix, &mut st.snapshot, t0);
+        assert_eq!(
+            policy.typical_shapes, prior,
+            "nothing runs: the prior alone"
+        );
+        assert!(st.snapshot.tracks(&policy.protected_shapes));
+
+        for i in 0..100 {
+            st.reserve(eight_gpu_alloc(&format!("a{i}")));
+        }
+        // Not due yet: the mix is read at most every REFRESH.
+        learner.refresh(&mut policy, &st.mix, &mut st.snapshot, t0 + REFRESH / 2);
+        assert!(learned(&policy).is_none());
+
+        learner.refresh(&mut policy, &st.mix, &mut st.snapshot, t0 + REFRESH);
+        let shape = learned(&policy).expect("the running shape is typical");
+        // 100 replicas against a prior worth 100.
+        assert!((shape.weight - 0.5).abs() < 1e-9, "{}", shape.weight);
+        assert_eq!(shape.memory_bytes, 512 * GIB);
+        // It is the largest shape now, so its hosts are protected and counted.
+        assert_eq!(policy.protected_shapes[0].compute_milli, 96_000);
+        assert!(st.snapshot.tracks(&policy.protected_shapes));
+
+        // Released work leaves the mix.
+        for i in 0..100 {
+            st.release(&format!("a{i}"));
+        }
+        learner.refresh(&mut policy, &st.mix, &mut st.snapshot, t0 + 2 * REFRESH);
+        assert_eq!(policy.typical_shapes, prior);
+
+        // A rebuilt state counts the policy's protected shapes again.
+        st.reset();
+        learner.refresh(&mut policy, &st.mix, &mut st.snapshot, t0 + 2 * REFRESH);
+        assert!(st.snapshot.tracks(&policy.protected_shapes));
+    }
+}
