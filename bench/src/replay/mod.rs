@@ -46,7 +46,7 @@ pub struct Args {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "random,dotprod,bestfit,fgd,universal"
+        default_value = "random,dotprod,bestfit,fgd,universal,universal-online"
     )]
     policy: Vec<String>,
     /// Seeds: `42..51` (inclusive, as the paper) or a comma list.
