@@ -67,6 +67,7 @@ pub fn allocation(id: &str, req: &PodRequest, decision: &Decision) -> Allocation
         compute_milli: req.compute_milli,
         memory_bytes: req.memory_bytes,
         devices: decision.devices.clone(),
+        models: req.allowed_models(),
         ..Allocation::default()
     }
 }

@@ -40,6 +40,10 @@ pub struct Allocation {
     pub compute_milli: u64,
     pub memory_bytes: u64,
     pub devices: Vec<DeviceBinding>,
+    /// Device models the request allowed (empty: any), kept so the scheduler can learn its
+    /// request mix from what runs.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub models: Vec<String>,
     /// Port the replica serves on (inference) or the rendezvous port (training rank 0).
     pub port: u16,
     /// Workload generation this allocation was placed for (older during a rolling update).

@@ -56,9 +56,7 @@ impl MixLearner {
             self.learn(policy, mix, snapshot);
         }
         // Also after the snapshot was rebuilt from a fresh listing.
-        if policy.protects() && !snapshot.tracks(&policy.protected_shapes) {
-            snapshot.track_capability(policy.protected_shapes.clone());
-        }
+        track(policy, snapshot);
     }
 
     /// Sets `policy`'s typical and protected shapes from `mix` and the prior, and has
@@ -72,9 +70,14 @@ impl MixLearner {
         let largest = mix.largest(MAX_PROTECTION_CANDIDATES);
         policy.protected_shapes =
             scarcity::protected(&mix.with_prior(largest, &self.prior, PRIOR_REPLICAS));
-        if policy.protects() && !snapshot.tracks(&policy.protected_shapes) {
-            snapshot.track_capability(policy.protected_shapes.clone());
-        }
+        track(policy, snapshot);
+    }
+}
+
+/// Has `snapshot` count the hosts of `policy`'s protected shapes, unless it does.
+fn track(policy: &Policy, snapshot: &mut Snapshot) {
+    if policy.protects() && !snapshot.tracks(&policy.protected_shapes) {
+        snapshot.track_capability(policy.protected_shapes.clone());
     }
 }
 

@@ -1,7 +1,8 @@
 //! The request mix, counted by shape: what the fragmentation measure is taken against
 //! (`Policy::typical_shapes`) and whose largest shapes are protected (`score::scarcity`). The
 //! live scheduler counts the replicas that hold allocations (a share is only known once a
-//! device is chosen); the trace replay counts the trace's pods.
+//! device is chosen; the allocation keeps the models its request allowed); the trace replay
+//! counts the trace's pods.
 
 use std::collections::BTreeMap;
 
@@ -29,14 +30,15 @@ pub struct ShapeKey {
 }
 
 impl ShapeKey {
-    /// What a placed replica takes: its devices and the share of each.
+    /// What a placed replica takes: its devices and the share of each, and the models its
+    /// request allowed.
     pub fn of_allocation(alloc: &Allocation) -> Self {
         let share = alloc.devices.iter().map(|d| d.share_milli).max();
         Self {
             compute_milli: alloc.compute_milli,
             gpu_milli: share.map_or(0, |s| s.min(MILLI_PER_DEVICE)),
             gpus: alloc.devices.len() as u32,
-            models: String::new(),
+            models: alloc.models.join("|"),
         }
     }
 }
@@ -226,6 +228,7 @@ mod tests {
                 share_milli: 250,
                 ..DeviceBinding::default()
             }],
+            models: vec!["A100".into(), "H100".into()],
             ..Allocation::default()
         };
         mix.add_allocation(&alloc);
@@ -233,6 +236,7 @@ mod tests {
         let shapes = mix.typical(1.0);
         assert_eq!(shapes.len(), 1);
         assert_eq!((shapes[0].gpus, shapes[0].gpu_milli), (1, 250));
+        assert_eq!(shapes[0].models.allowed, vec!["A100", "H100"]);
         mix.remove_allocation(&alloc);
         assert_eq!(mix.total(), 1);
         mix.remove_allocation(&alloc);

@@ -175,6 +175,13 @@ impl PodRequest {
         }
     }
 
+    /// The device models the request allows (empty: any).
+    pub fn allowed_models(&self) -> Vec<String> {
+        self.gpu
+            .as_ref()
+            .map_or_else(Vec::new, |g| g.models().allowed.clone())
+    }
+
     /// Lets catalog aliases in the model filter match devices discovered under other names.
     pub fn resolve_models(&mut self, catalog: &Catalog) {
         if let Some(gpu) = &mut self.gpu {

@@ -324,6 +324,7 @@ fn new_allocation(
         compute_milli: req.compute_milli,
         memory_bytes: req.memory_bytes,
         devices: d.devices.clone(),
+        models: req.allowed_models(),
         port: 0,
         generation: w.meta.generation,
         created: now,
