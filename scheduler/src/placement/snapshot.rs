@@ -316,6 +316,13 @@ impl Snapshot {
         if ours != theirs {
             return Err(format!("index drifted:\n{ours:?}\n{theirs:?}"));
         }
+        if self.index.accelerator_nodes_free() != fresh.index.accelerator_nodes_free() {
+            return Err(format!(
+                "free accelerator-node totals drifted: {:?} vs {:?}",
+                self.index.accelerator_nodes_free(),
+                fresh.index.accelerator_nodes_free()
+            ));
+        }
         let schedulable = self.nodes().filter(|n| n.schedulable()).count();
         if ours.len() != schedulable {
             return Err(format!("{} indexed, {schedulable} schedulable", ours.len()));
