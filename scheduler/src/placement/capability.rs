@@ -53,6 +53,11 @@ impl Capability {
         (!self.shapes.is_empty()).then_some(&self.shapes[..])
     }
 
+    /// The counts of the tracked shapes.
+    pub fn into_counts(self) -> Vec<u32> {
+        self.counts
+    }
+
     /// The counts, when `shapes` are the tracked shapes.
     pub fn counts(&self, shapes: &[TypicalShape]) -> Option<&[u32]> {
         (self.shapes == shapes).then_some(&self.counts[..])

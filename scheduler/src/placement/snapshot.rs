@@ -11,7 +11,6 @@ use super::capability::Capability;
 use super::index::{Entry, Index, NodeId};
 pub use super::node_state::{DeviceState, NodeState, CPU_CLASS};
 use super::policy::TypicalShape;
-use super::score::scarcity;
 
 /// A workload by namespace and name.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -173,6 +172,11 @@ impl Snapshot {
     /// Keeps count, from now on, of the schedulable nodes able to host each of `shapes` (a
     /// policy's protected shapes), so `capable_counts` need not scan.
     pub fn track_capability(&mut self, shapes: Vec<TypicalShape>) {
+        self.capability = self.count_capability(shapes);
+    }
+
+    /// The schedulable nodes able to host each of `shapes`, counted now.
+    fn count_capability(&self, shapes: Vec<TypicalShape>) -> Capability {
         let nodes = self
             .slots
             .iter()
@@ -180,7 +184,9 @@ impl Snapshot {
             .filter_map(|(id, s)| s.as_ref().map(|s| (id as NodeId, s)))
             .filter(|(_, s)| s.entry.is_some())
             .map(|(id, s)| (id, &s.node));
-        self.capability.track(shapes, nodes);
+        let mut capability = Capability::default();
+        capability.track(shapes, nodes);
+        capability
     }
 
     /// Whether `shapes` are the shapes whose hosts are counted.
@@ -194,14 +200,7 @@ impl Snapshot {
         if let Some(counts) = self.capability.counts(shapes) {
             return Cow::Borrowed(counts);
         }
-        let mut counts = vec![0; shapes.len().min(scarcity::MAX_PROTECTED)];
-        for slot in self.slots.iter().flatten().filter(|s| s.entry.is_some()) {
-            let mask = scarcity::capable(&slot.node, shapes);
-            for (bit, count) in counts.iter_mut().enumerate() {
-                *count += (mask >> bit & 1) as u32;
-            }
-        }
-        Cow::Owned(counts)
+        Cow::Owned(self.count_capability(shapes.to_vec()).into_counts())
     }
 
     pub fn node(&self, name: &str) -> Option<&NodeState> {

@@ -48,6 +48,24 @@ pub fn host_per_milli(shapes: &[TypicalShape]) -> Option<(f64, f64)> {
     (milli > 0.0).then(|| (compute / milli, memory / milli))
 }
 
+/// The typical shapes with what the measure derives from them, computed once per placement
+/// rather than for every candidate.
+#[derive(Debug, Clone, Copy)]
+pub struct TypicalMix<'a> {
+    pub shapes: &'a [TypicalShape],
+    /// `host_per_milli(shapes)`.
+    pub host_per_milli: Option<(f64, f64)>,
+}
+
+impl<'a> TypicalMix<'a> {
+    pub fn new(shapes: &'a [TypicalShape]) -> Self {
+        Self {
+            shapes,
+            host_per_milli: host_per_milli(shapes),
+        }
+    }
+}
+
 /// Expected free milli-devices on `node` that the typical shapes could not use, once `compute`
 /// and `memory` more are taken and `shape` is placed.
 pub fn of_node(
@@ -55,7 +73,7 @@ pub fn of_node(
     compute: u64,
     memory: u64,
     shape: &Shape,
-    shapes: &[TypicalShape],
+    mix: &TypicalMix,
 ) -> f64 {
     let free_compute = node.free_compute_milli().saturating_sub(compute);
     let free_memory = node.free_memory_bytes().saturating_sub(memory);
@@ -67,13 +85,13 @@ pub fn of_node(
     }
     let per_shape = fgd::unusable_by_mix(
         free,
-        shapes
+        mix.shapes
             .iter()
             .filter(|s| s.uses_accelerators() && s.weight > 0.0)
-            .filter(|s| node.devices.iter().any(|d| s.models.allows_device(d))),
-        |s| scarcity::hosts(node, free_compute, free_memory, free, s),
+            .filter(|s| scarcity::allows_node(node, s)),
+        |s| scarcity::fits(free_compute, free_memory, free, s),
     );
-    let stranded = host_per_milli(shapes).map_or(0.0, |(cpu, mem)| {
+    let stranded = mix.host_per_milli.map_or(0.0, |(cpu, mem)| {
         let by_cpu = if cpu > 0.0 {
             free_compute as f64 / cpu
         } else {
@@ -96,10 +114,10 @@ pub fn score(
     before: f64,
     shape: &Shape,
     req: &PodRequest,
-    shapes: &[TypicalShape],
+    mix: &TypicalMix,
     at_risk: f64,
 ) -> f64 {
-    let after = of_node(node, req.compute_milli, req.memory_bytes, shape, shapes) + at_risk;
+    let after = of_node(node, req.compute_milli, req.memory_bytes, shape, mix) + at_risk;
     let x = (before - after) / f64::from(MILLI_PER_DEVICE);
     let mut score = (100.0 / (1.0 + (-x).exp())).floor();
     if req.gpu.is_none() && node.free_device_milli() > 0 {
@@ -128,8 +146,9 @@ mod tests {
 
     fn score_of(node: &NodeState, shape: &Shape, req: &PodRequest) -> f64 {
         let shapes = default_typical_shapes();
-        let before = of_node(node, 0, 0, &Shape::CPU_ONLY, &shapes);
-        score(node, before, shape, req, &shapes, 0.0)
+        let mix = TypicalMix::new(&shapes);
+        let before = of_node(node, 0, 0, &Shape::CPU_ONLY, &mix);
+        score(node, before, shape, req, &mix, 0.0)
     }
 
     fn whole_shape(positions: &[usize]) -> Shape {
@@ -147,16 +166,28 @@ mod tests {
         let mut n = gpu_node(2, 4000);
         n.devices[0].used_milli = 700;
         // Device 0 has 300 free, too little for a 500 share: 300 fragmented.
-        assert_eq!(of_node(&n, 0, 0, &Shape::CPU_ONLY, &shapes), 300.0);
+        assert_eq!(
+            of_node(&n, 0, 0, &Shape::CPU_ONLY, &TypicalMix::new(&shapes)),
+            300.0
+        );
         // With 0.5 CPU left: the shape cannot run (all 1300) and 0.5 CPU feeds 250 of it.
         assert_eq!(
-            of_node(&n, 3500, 0, &Shape::CPU_ONLY, &shapes),
+            of_node(&n, 3500, 0, &Shape::CPU_ONLY, &TypicalMix::new(&shapes)),
             1300.0 + 1050.0
         );
         let whole = [TypicalShape::new(0, 0, 2, 1000, 1.0)];
-        assert_eq!(of_node(&n, 0, 0, &Shape::CPU_ONLY, &whole), 1300.0);
         assert_eq!(
-            of_node(&gpu_node(2, 1), 0, 0, &Shape::CPU_ONLY, &whole),
+            of_node(&n, 0, 0, &Shape::CPU_ONLY, &TypicalMix::new(&whole)),
+            1300.0
+        );
+        assert_eq!(
+            of_node(
+                &gpu_node(2, 1),
+                0,
+                0,
+                &Shape::CPU_ONLY,
+                &TypicalMix::new(&whole)
+            ),
             0.0
         );
     }
@@ -166,13 +197,19 @@ mod tests {
         // The mix needs 4 CPUs per device; 6 CPUs feed 1.5 of the 2 free devices.
         let shapes = [TypicalShape::new(4000, 0, 1, 1000, 1.0)];
         let n = gpu_node(2, 6000);
-        assert_eq!(of_node(&n, 0, 0, &Shape::CPU_ONLY, &shapes), 500.0);
+        assert_eq!(
+            of_node(&n, 0, 0, &Shape::CPU_ONLY, &TypicalMix::new(&shapes)),
+            500.0
+        );
         assert_eq!(host_per_milli(&shapes), Some((4.0, 0.0)));
         // CPU-only work as frequent as the GPU work, with 2 CPUs each: 6 CPUs per device,
         // so the same 6 CPUs feed one of the two.
         let with_cpu_work = [shapes[0].clone(), TypicalShape::new(2000, 0, 0, 0, 1.0)];
         assert_eq!(host_per_milli(&with_cpu_work), Some((6.0, 0.0)));
-        assert_eq!(of_node(&n, 0, 0, &Shape::CPU_ONLY, &with_cpu_work), 1000.0);
+        assert_eq!(
+            of_node(&n, 0, 0, &Shape::CPU_ONLY, &TypicalMix::new(&with_cpu_work)),
+            1000.0
+        );
         assert_eq!(host_per_milli(&with_cpu_work[1..]), None);
         let other_model = TypicalShape {
             models: ModelFilter {
@@ -188,7 +225,7 @@ mod tests {
                 0,
                 0,
                 &Shape::CPU_ONLY,
-                std::slice::from_ref(&other_model)
+                &TypicalMix::new(std::slice::from_ref(&other_model))
             ),
             0.0
         );
@@ -202,8 +239,14 @@ mod tests {
                 ..other_model
             },
         ];
-        assert_eq!(of_node(&used, 0, 0, &Shape::CPU_ONLY, &[half]), 300.0);
-        assert_eq!(of_node(&used, 0, 0, &Shape::CPU_ONLY, &with_other), 300.0);
+        assert_eq!(
+            of_node(&used, 0, 0, &Shape::CPU_ONLY, &TypicalMix::new(&[half])),
+            300.0
+        );
+        assert_eq!(
+            of_node(&used, 0, 0, &Shape::CPU_ONLY, &TypicalMix::new(&with_other)),
+            300.0
+        );
     }
 
     #[test]

@@ -53,21 +53,38 @@ impl Best {
 #[derive(Debug, Clone, Copy)]
 pub struct NodeContext<'a> {
     pub fragmentation_before: f64,
-    /// Which protected shapes the node can host now, and how many nodes can host each.
+    /// Which protected shapes the node can host now.
     pub capable_before: u64,
+    pub placement: &'a PlacementContext<'a>,
+}
+
+/// What every candidate of one placement shares, worked out once.
+#[derive(Debug, Clone, Copy)]
+pub struct PlacementContext<'a> {
+    /// How many nodes can host each of the policy's protected shapes (empty: none protected).
     pub capable_counts: &'a [u32],
+    pub typical: fragmentation::TypicalMix<'a>,
+}
+
+impl<'a> PlacementContext<'a> {
+    pub fn new(policy: &'a Policy, capable_counts: &'a [u32]) -> Self {
+        Self {
+            capable_counts,
+            typical: fragmentation::TypicalMix::new(&policy.typical_shapes),
+        }
+    }
 }
 
 impl<'a> NodeContext<'a> {
-    pub fn new(node: &NodeState, policy: &Policy, capable_counts: &'a [u32]) -> Self {
-        let capable_before = if capable_counts.is_empty() {
+    pub fn new(node: &NodeState, policy: &Policy, placement: &'a PlacementContext<'a>) -> Self {
+        let capable_before = if placement.capable_counts.is_empty() {
             0
         } else {
             scarcity::capable(node, &policy.protected_shapes)
         };
         let fragmentation_before = match policy.scorer {
             Scorer::Weighted if policy.weights.fragmentation > 0.0 => {
-                fragmentation::of_node(node, 0, 0, &Shape::CPU_ONLY, &policy.typical_shapes)
+                fragmentation::of_node(node, 0, 0, &Shape::CPU_ONLY, &placement.typical)
             }
             Scorer::Fgd => fgd::of_node(node, &Shape::CPU_ONLY, None, &policy.typical_shapes),
             _ => 0.0,
@@ -75,7 +92,7 @@ impl<'a> NodeContext<'a> {
         Self {
             fragmentation_before,
             capable_before,
-            capable_counts,
+            placement,
         }
     }
 }
@@ -143,7 +160,8 @@ fn weighted(
             let shapes = &policy.protected_shapes;
             let after =
                 scarcity::capable_after(node, req.compute_milli, req.memory_bytes, shape, shapes);
-            scarcity::loss(ctx.capable_before & !after, shapes, ctx.capable_counts)
+            let counts = ctx.placement.capable_counts;
+            scarcity::loss(ctx.capable_before & !after, shapes, counts)
         };
         partial += w.fragmentation
             * fragmentation::score(
@@ -151,7 +169,7 @@ fn weighted(
                 ctx.fragmentation_before,
                 shape,
                 req,
-                &policy.typical_shapes,
+                &ctx.placement.typical,
                 at_risk,
             );
     }

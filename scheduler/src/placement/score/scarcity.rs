@@ -27,10 +27,19 @@ pub fn hosts(
     free: &[u32],
     s: &TypicalShape,
 ) -> bool {
+    fits(free_compute, free_memory, free, s) && allows_node(node, s)
+}
+
+/// Whether these free resources are enough for `s`, whatever the device models.
+pub fn fits(free_compute: u64, free_memory: u64, free: &[u32], s: &TypicalShape) -> bool {
     free_compute >= s.compute_milli
         && free_memory >= s.memory_bytes
         && free.iter().filter(|&&f| f >= s.gpu_milli).count() >= s.gpus as usize
-        && node.devices.iter().any(|d| s.models.allows_device(d))
+}
+
+/// Whether `s` allows any of `node`'s device models.
+pub fn allows_node(node: &NodeState, s: &TypicalShape) -> bool {
+    node.devices.iter().any(|d| s.models.allows_device(d))
 }
 
 /// Bit `i` set: `node` could host `shapes[i]` once `compute` and `memory` more are taken and
