@@ -148,9 +148,9 @@ impl ShapeCounts {
         all
     }
 
-    /// `shapes` (taken from this mix) with `prior` counted as `prior_count` requests more:
-    /// until a cluster has run a few hundred replicas, its own mix says little, and the prior
-    /// (a generic mix) fills in.
+    /// `shapes` (taken from this mix) with `prior` counted as `prior_count` requests more: the
+    /// prior (a generic mix) stands in while the cluster has run little, and fades as it runs
+    /// more.
     pub fn with_prior(
         &self,
         shapes: Vec<TypicalShape>,
