@@ -40,7 +40,6 @@ pub async fn serve<L: LogService>(
         .map_err(|e| Error::Server(format!("gRPC server: {e}")))
 }
 
-/// Binds the gRPC listener (port 0 picks one).
 /// The gRPC listener and the optional metrics listener, bound, with their addresses (port 0
 /// resolved).
 pub struct Listeners {
@@ -77,6 +76,7 @@ impl Listeners {
     }
 }
 
+/// Binds the gRPC listener (port 0 picks one).
 pub async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener> {
     TcpListener::bind(addr)
         .await

@@ -243,18 +243,24 @@ impl State {
             .entry(alloc.node.clone())
             .or_default()
             .insert(alloc.id.clone());
-        self.hold_port(&alloc, true);
-        self.mix.add_allocation(&alloc);
-        let old = self.allocations.insert(alloc.id.clone(), alloc.clone());
-        if let Some(old) = &old {
-            self.hold_port(old, false);
-            self.mix.remove_allocation(old);
+        if let Some(old) = self.allocations.insert(alloc.id.clone(), alloc.clone()) {
+            self.tally(&old, false);
         }
+        self.tally(&alloc, true);
+    }
+
+    /// Counts (or stops counting) what `alloc` holds: its port, its shape in the mix, its
+    /// queue's usage.
+    fn tally(&mut self, alloc: &Allocation, add: bool) {
+        self.hold_port(alloc, add);
         let usage = self.queue_usage.entry(alloc.queue.clone()).or_default();
-        if let Some(old) = old {
-            *usage = usage.saturating_sub(&old.amounts());
+        if add {
+            self.mix.add_allocation(alloc);
+            *usage = usage.saturating_add(&alloc.amounts());
+        } else {
+            self.mix.remove_allocation(alloc);
+            *usage = usage.saturating_sub(&alloc.amounts());
         }
-        *usage = usage.saturating_add(&alloc.amounts());
     }
 
     fn hold_port(&mut self, alloc: &Allocation, hold: bool) {
@@ -284,11 +290,7 @@ impl State {
     /// Forgets an allocation; returns it if it was known.
     pub fn release(&mut self, id: &str) -> Option<Allocation> {
         let alloc = self.allocations.remove(id)?;
-        self.hold_port(&alloc, false);
-        self.mix.remove_allocation(&alloc);
-        if let Some(usage) = self.queue_usage.get_mut(&alloc.queue) {
-            *usage = usage.saturating_sub(&alloc.amounts());
-        }
+        self.tally(&alloc, false);
         self.snapshot.remove_allocation(&alloc);
         let r = workload_ref(&alloc);
         if let Some(set) = self.by_workload.get_mut(&r) {

@@ -8,7 +8,7 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::node_state::NodeState;
+use super::node_state::{DeviceState, NodeState};
 
 /// Node id: a slot in the snapshot.
 pub(crate) type NodeId = u32;
@@ -100,6 +100,17 @@ impl Group {
 
     pub(crate) fn len(&self) -> usize {
         self.by_compute.len()
+    }
+
+    /// A healthy device with the group's largest memory and TFLOPS: if a request does not fit
+    /// on it, it fits on no device of the group.
+    pub(crate) fn largest_device(&self) -> DeviceState {
+        DeviceState {
+            memory_bytes: self.max_device_memory,
+            bf16_tflops: self.max_device_tflops,
+            healthy: true,
+            ..DeviceState::default()
+        }
     }
 
     /// Nodes with at least `least` whole free devices, fewest first; equals in a fixed order,

@@ -7,7 +7,7 @@ use uni_core::model::{Allocation, DeviceBinding};
 
 use super::filter;
 use super::index::{Group, NodeId};
-use super::node_state::{DeviceState, NodeState};
+use super::node_state::NodeState;
 pub use super::policy::{
     default_typical_shapes, NodeScale, Policy, Scorer, TieBreak, TypicalShape, Weights,
     DEFAULT_MAX_CANDIDATES,
@@ -164,16 +164,10 @@ fn walk_group(
                     // Not even the group's largest, fastest device is enough as one of the
                     // most devices the request may take: no node of the group can fit, so
                     // none is visited.
-                    let largest = DeviceState {
-                        memory_bytes: group.max_device_memory,
-                        bf16_tflops: group.max_device_tflops,
-                        healthy: true,
-                        ..DeviceState::default()
-                    };
                     let most = *gpu.device_counts().end();
                     let any_model = ModelFilter::default();
                     if !shape::fits_whole(
-                        &largest,
+                        &group.largest_device(),
                         &any_model,
                         *memory_bytes_total,
                         *tflops_total,
@@ -209,13 +203,8 @@ fn compute_scarce(snapshot: &Snapshot, policy: &Policy, ctx: &PlacementContext) 
 /// The smallest share a fraction can need on any device of `group`: on its largest, fastest
 /// device.
 fn least_share(group: &Group, milli: Option<u32>, memory: u64, tflops: f64) -> u32 {
-    let largest = DeviceState {
-        memory_bytes: group.max_device_memory,
-        bf16_tflops: group.max_device_tflops,
-        ..DeviceState::default()
-    };
     // `None`: not even the largest device fits, so no node of the group can.
-    shape::fraction_share(&largest, milli, memory, tflops).unwrap_or(u32::MAX)
+    shape::fraction_share(&group.largest_device(), milli, memory, tflops).unwrap_or(u32::MAX)
 }
 
 /// Adds every shape `req` may take on `node` to `out` (the best over all nodes and shapes wins
