@@ -149,6 +149,44 @@ fn every_policy_keeps_the_protocols_invariants() {
     }
 }
 
+/// Replays `pods` in the order given with `policy_name`, the mix being exactly these pods:
+/// the allocated thousandths after the last pod and the node each workload landed on.
+fn place_in_order(
+    nodes: &[TraceNode],
+    pods: &[TracePod],
+    policy_name: &str,
+) -> (u64, HashMap<String, String>) {
+    let (cluster, capacity) = cluster(nodes);
+    let mix = typical::Mix {
+        typical: typical::counts(pods).typical(1.0),
+        all: typical::counts(pods).typical(1.0),
+    };
+    let shapes = mix.typical.clone();
+    let order: Vec<Arrival> = (0..pods.len())
+        .map(|i| Arrival {
+            pod: i,
+            name: pods[i].name.clone(),
+        })
+        .collect();
+    let policy = policy(policy_name, 42, &mix, scale_of(nodes)).expect("policy");
+    let learner = online(policy_name).then(|| MixLearner::new(&policy));
+    let (outcome, end) = replay_to_end(
+        &cluster,
+        pods,
+        &order,
+        &policy,
+        learner.as_ref(),
+        &shapes,
+        capacity,
+    );
+    let allocated = outcome.events.last().map_or(0, |e| e.1);
+    let on = end
+        .allocations()
+        .map(|a| (a.workload.clone(), a.node.clone()))
+        .collect();
+    (allocated, on)
+}
+
 #[test]
 fn a_hand_checked_trace_is_placed_optimally() {
     // One single-GPU node and one two-GPU node. Two half-GPU pods, then a pod needing two
@@ -165,39 +203,42 @@ fn a_hand_checked_trace_is_placed_optimally() {
         pod("pair", 8000, 2, 1000, &[]),
         pod("cpu", 4000, 0, 0, &[]),
     ];
-    let (cluster, capacity) = cluster(&nodes);
-    let mix = typical::Mix {
-        typical: typical::counts(&pods).typical(1.0),
-        all: typical::counts(&pods).typical(1.0),
-    };
-    let shapes = mix.typical.clone();
-    let order: Vec<Arrival> = (0..pods.len())
-        .map(|i| Arrival {
-            pod: i,
-            name: pods[i].name.clone(),
-        })
-        .collect();
     for name in ["bestfit", "fgd", "universal", "universal-online"] {
-        let policy = policy(name, 42, &mix, scale_of(&nodes)).expect("policy");
-        let learner = online(name).then(|| MixLearner::new(&policy));
-        let (outcome, end) = replay_to_end(
-            &cluster,
-            &pods,
-            &order,
-            &policy,
-            learner.as_ref(),
-            &shapes,
-            capacity,
-        );
-        assert_eq!(outcome.events.last(), Some(&(3000, 3000)), "{name}");
-        let on = |w: &str| {
-            end.allocations()
-                .find(|a| a.workload == w)
-                .map(|a| a.node.clone())
-        };
-        assert_eq!(on("half-1").as_deref(), Some("a"), "{name}");
-        assert_eq!(on("half-2").as_deref(), Some("a"), "{name}");
-        assert_eq!(on("pair").as_deref(), Some("b"), "{name}");
-        assert!(on("cpu").is_some(), "{name}");
+        let (allocated, on) = place_in_order(&nodes, &pods, name);
+        assert_eq!(allocated, 3000, "{name}");
+        assert_eq!(on.get("half-1").map(String::as_str), Some("a"), "{name}");
+        assert_eq!(on.get("half-2").map(String::as_str), Some("a"), "{name}");
+        assert_eq!(on.get("pair").map(String::as_str), Some("b"), "{name}");
+        assert!(on.contains_key("cpu"), "{name}");
     }
+}
+
+#[test]
+fn shares_are_paired_by_what_fills_a_device_best() {
+    // Three single-GPU nodes; shares of 0.47, 0.32, 0.47 and 0.65 arrive in that order, then
+    // two whole-GPU pods. The most that fits: 0.47 + 0.47, 0.32 + 0.65 and one whole GPU.
+    // FGD looks one request ahead: the 0.32 next to the first 0.47 leaves less free share
+    // that the mix (mostly whole GPUs) cannot use than a fresh GPU would, so the second 0.47
+    // and the 0.65 take a GPU each and neither whole pod fits. Priced by the mix, the 0.32
+    // beside a 0.47 forgoes the 0.53 another 0.47 would fill, so it opens a GPU of its own.
+    let nodes = [
+        node("a", 16_000, 64, 1, "T4"),
+        node("b", 16_000, 64, 1, "T4"),
+        node("c", 16_000, 64, 1, "T4"),
+    ];
+    let pods = [
+        pod("first-47", 2000, 1, 470, &[]),
+        pod("the-32", 2000, 1, 320, &[]),
+        pod("second-47", 2000, 1, 470, &[]),
+        pod("the-65", 2000, 1, 650, &[]),
+        pod("whole-1", 2000, 1, 1000, &[]),
+        pod("whole-2", 2000, 1, 1000, &[]),
+    ];
+    let (allocated, on) = place_in_order(&nodes, &pods, "universal");
+    assert_eq!(allocated, 2910);
+    assert_eq!(on["first-47"], on["second-47"]);
+    assert_eq!(on["the-32"], on["the-65"]);
+    let (allocated, on) = place_in_order(&nodes, &pods, "fgd");
+    assert_eq!(allocated, 1910, "FGD fits no whole GPU");
+    assert_eq!(on["first-47"], on["the-32"]);
 }

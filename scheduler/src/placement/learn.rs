@@ -70,7 +70,7 @@ impl MixLearner {
             return;
         }
         let typical = mix.most_frequent(COVERAGE, MAX_TYPICAL);
-        policy.typical_shapes = mix.with_prior(typical, &self.prior, PRIOR_REPLICAS);
+        policy.set_typical_shapes(mix.with_prior(typical, &self.prior, PRIOR_REPLICAS));
         let largest = mix.largest(MAX_PROTECTION_CANDIDATES);
         policy.protected_shapes =
             scarcity::protected(&mix.with_prior(largest, &self.prior, PRIOR_REPLICAS));

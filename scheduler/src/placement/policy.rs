@@ -6,6 +6,7 @@
 use uni_core::units::GIB;
 
 use super::request::ModelFilter;
+use super::score::gap_value::GapValues;
 use super::score::scarcity;
 
 /// Weights of the score plugins; each plugin scores 0..100 and the total is the weighted
@@ -115,6 +116,9 @@ pub struct Policy {
     pub name: String,
     pub weights: Weights,
     pub typical_shapes: Vec<TypicalShape>,
+    /// What free device shares are worth to `typical_shapes` (set with them, see
+    /// `set_typical_shapes`).
+    pub gap_values: GapValues,
     /// The largest shapes of the mix, whose last hosts placement keeps able to host them
     /// (`score::scarcity`; part of the fragmentation score).
     pub protected_shapes: Vec<TypicalShape>,
@@ -146,6 +150,7 @@ impl Default for Policy {
                 spread: 60.0,
             },
             typical_shapes: default_typical_shapes(),
+            gap_values: GapValues::of_mix(&default_typical_shapes()),
             protected_shapes: scarcity::protected(&default_typical_shapes()),
             cpu_nodes_first: true,
             max_candidates: Some(DEFAULT_MAX_CANDIDATES),
@@ -169,6 +174,7 @@ impl Policy {
                 spread: 0.0,
             },
             typical_shapes: Vec::new(),
+            gap_values: GapValues::default(),
             protected_shapes: Vec::new(),
             cpu_nodes_first: false,
             max_candidates: None,
@@ -197,6 +203,7 @@ impl Policy {
                 spread: 0.0,
             },
             typical_shapes: Vec::new(),
+            gap_values: GapValues::default(),
             protected_shapes: Vec::new(),
             cpu_nodes_first: false,
             max_candidates: None,
@@ -226,8 +233,14 @@ impl Policy {
 
     /// The same policy measuring fragmentation against `shapes` (e.g. a trace's request mix).
     pub fn with_typical_shapes(mut self, shapes: Vec<TypicalShape>) -> Self {
-        self.typical_shapes = shapes;
+        self.set_typical_shapes(shapes);
         self
+    }
+
+    /// Measures fragmentation against `shapes` from now on, and prices device shares by them.
+    pub fn set_typical_shapes(&mut self, shapes: Vec<TypicalShape>) {
+        self.gap_values = GapValues::of_mix(&shapes);
+        self.typical_shapes = shapes;
     }
 
     /// The same policy protecting the largest shapes of `mix` (every shape asked for, however

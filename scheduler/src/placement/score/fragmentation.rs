@@ -108,16 +108,18 @@ pub fn of_node(
 }
 
 /// `100 * sigmoid((before - after) / 1000)`, in whole points: 50 when nothing changes.
-/// `at_risk` (thousandths, see `scarcity`) counts as fragmentation the placement adds.
+/// `added` (thousandths) counts as fragmentation the placement adds beyond the node's measure:
+/// hosts of protected shapes put at risk (`scarcity`) and device capacity forgone
+/// (`gap_value`).
 pub fn score(
     node: &NodeState,
     before: f64,
     shape: &Shape,
     req: &PodRequest,
     mix: &TypicalMix,
-    at_risk: f64,
+    added: f64,
 ) -> f64 {
-    let after = of_node(node, req.compute_milli, req.memory_bytes, shape, mix) + at_risk;
+    let after = of_node(node, req.compute_milli, req.memory_bytes, shape, mix) + added;
     let x = (before - after) / f64::from(MILLI_PER_DEVICE);
     let mut score = (100.0 / (1.0 + (-x).exp())).floor();
     if req.gpu.is_none() && node.free_device_milli() > 0 {

@@ -7,6 +7,7 @@ pub mod cost;
 pub mod dot_product;
 pub mod fgd;
 pub mod fragmentation;
+pub mod gap_value;
 pub mod packing;
 pub mod random;
 pub mod scarcity;
@@ -163,6 +164,7 @@ fn weighted(
             let counts = ctx.placement.capable_counts;
             scarcity::loss(ctx.capable_before & !after, shapes, counts)
         };
+        let forgone = gap_value::WEIGHT * policy.gap_values.forgone(node, shape);
         partial += w.fragmentation
             * fragmentation::score(
                 node,
@@ -170,7 +172,7 @@ fn weighted(
                 shape,
                 req,
                 &ctx.placement.typical,
-                at_risk,
+                at_risk + forgone,
             );
     }
     if req.spread && w.spread > 0.0 {
