@@ -22,6 +22,7 @@ use self::instances::InstanceType;
 use crate::replay::run::allocation;
 use crate::replay::trace::{self, TracePod};
 use crate::replay::typical;
+use crate::replay::variant::{self, Variant};
 
 /// Device memory behind one whole GPU of the trace: its GPUs are 16 GB parts (T4, P100,
 /// V100 16GB; the undisclosed G2/G3 are taken as such in the catalog), so a share of a GPU asks
@@ -40,6 +41,10 @@ pub struct Args {
     /// for that workload) or `largest` (the largest size of that family).
     #[arg(long, default_value = "alone")]
     buy: String,
+    /// A variant of the pod list, as `replay --variant` makes it: `shared=0.8` (80% of pods
+    /// share a GPU), `cpu=0.3`, `one-gpu=0.6` or `multi-gpu=0.3`.
+    #[arg(long)]
+    variant: Option<String>,
     #[arg(long)]
     json: bool,
 }
@@ -239,6 +244,18 @@ pub fn compare(pods: &[TracePod], catalog: &Catalog, largest: bool) -> anyhow::R
     })
 }
 
+/// A `--variant` the cost experiment can take: shares of pod kinds, not model constraints.
+fn share_variant(v: &str) -> anyhow::Result<Variant> {
+    let variant: Variant = v.parse().with_context(|| format!("--variant {v}"))?;
+    if matches!(variant, Variant::Spec { .. }) {
+        bail!(
+            "--variant {v}: the cost experiment buys cloud instance types, which the trace's \
+             GPU models do not name; use cpu=, shared=, one-gpu= or multi-gpu="
+        );
+    }
+    Ok(variant)
+}
+
 fn count(counts: &mut Vec<(String, usize)>, name: &str) {
     match counts.iter_mut().find(|(n, _)| n == name) {
         Some(c) => c.1 += 1,
@@ -248,7 +265,11 @@ fn count(counts: &mut Vec<(String, usize)>, name: &str) {
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let catalog = Catalog::builtin().context("hardware catalog")?;
-    let pods = trace::load_pods(&args.pods)?;
+    let variant = args.variant.as_deref().map(share_variant).transpose()?;
+    let mut pods = trace::load_pods(&args.pods)?;
+    if let Some(v) = variant {
+        pods = variant::apply(&pods, &[], v)?;
+    }
     let largest = match args.buy.as_str() {
         "alone" => false,
         "largest" => true,
@@ -260,10 +281,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "{} workloads ({} with GPUs) from {}, all running at once\n",
+        "{} workloads ({} with GPUs) from {}{}, all running at once\n",
         r.workloads,
         r.gpu_workloads,
-        args.pods.display()
+        args.pods.display(),
+        args.variant
+            .as_ref()
+            .map_or(String::new(), |v| format!(", variant {v}"))
     );
     println!(
         "{:<44} {:>12} {:>10} {:>8} {:>10}",
@@ -334,5 +358,17 @@ mod tests {
             "{}",
             r.saving_percent
         );
+    }
+
+    #[test]
+    fn variants_are_shares_of_pod_kinds_only() {
+        assert!(matches!(
+            share_variant("shared=0.8"),
+            Ok(Variant::Share { .. })
+        ));
+        let spec = share_variant("spec=0.3").expect_err("spec refused");
+        assert!(spec.to_string().contains("--variant spec=0.3"), "{spec}");
+        let bad = share_variant("gpus=0.2").expect_err("unknown kind");
+        assert!(format!("{bad:#}").contains("unknown kind"), "{bad:#}");
     }
 }
