@@ -15,14 +15,14 @@ use serde::Serialize;
 use uni_core::catalog::Catalog;
 use uni_core::units::{GIB, MIB};
 use uni_scheduler::placement::request::{GpuDemand, ModelFilter, PodRequest};
-use uni_scheduler::placement::select::{place, Policy};
+use uni_scheduler::placement::select::place;
 use uni_scheduler::placement::snapshot::{Snapshot, WorkloadRef};
 
 use self::instances::InstanceType;
 use crate::replay::run::allocation;
 use crate::replay::trace::{self, TracePod};
-use crate::replay::typical;
 use crate::replay::variant::{self, Variant};
+use crate::replay::{self, typical};
 
 /// Device memory behind one whole GPU of the trace: its GPUs are 16 GB parts (T4, P100,
 /// V100 16GB; the undisclosed G2/G3 are taken as such in the catalog), so a share of a GPU asks
@@ -171,9 +171,7 @@ pub struct Report {
 pub fn compare(pods: &[TracePod], catalog: &Catalog, largest: bool) -> anyhow::Result<Report> {
     let types = instances::all(catalog);
     let mix = typical::Mix::of(pods);
-    let policy = Policy::default()
-        .with_typical_shapes(mix.typical)
-        .with_protected_shapes_of(&mix.all);
+    let policy = replay::given_mix(&mix);
     let mut today = Side::default();
     let mut today_types: Vec<(String, usize)> = Vec::new();
     let mut fleet = Snapshot::new();

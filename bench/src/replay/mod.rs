@@ -107,6 +107,15 @@ pub fn scale_of(nodes: &[TraceNode]) -> NodeScale {
     }
 }
 
+/// Our default policy handed a trace's mix up front: fragmentation measured against its
+/// typical shapes; shares priced, and the largest shapes protected, by every shape it asks for.
+pub fn given_mix(mix: &Mix) -> Policy {
+    Policy::default()
+        .with_typical_shapes(mix.typical.clone())
+        .with_share_prices_of(&mix.all)
+        .with_protected_shapes_of(&mix.all)
+}
+
 /// The policy called `name`, as the replay runs it for `seed`.
 pub fn policy(name: &str, seed: u64, mix: &Mix, scale: NodeScale) -> anyhow::Result<Policy> {
     let shapes = &mix.typical;
@@ -116,15 +125,10 @@ pub fn policy(name: &str, seed: u64, mix: &Mix, scale: NodeScale) -> anyhow::Res
         "dotprod" => baseline(Scorer::DotProduct),
         "bestfit" => baseline(Scorer::BestFit),
         "fgd" => baseline(Scorer::Fgd).with_typical_shapes(shapes.to_vec()),
-        "universal" => Policy::default()
-            .with_typical_shapes(shapes.to_vec())
-            .with_protected_shapes_of(&mix.all),
+        "universal" => given_mix(mix),
         // Learns its mix from what it places (`online`), starting from the generic one.
         "universal-online" => Policy::default(),
-        "universal-exhaustive" => Policy::default()
-            .with_typical_shapes(shapes.to_vec())
-            .with_protected_shapes_of(&mix.all)
-            .exhaustive(),
+        "universal-exhaustive" => given_mix(mix).exhaustive(),
         other => bail!(
             "unknown policy {other:?} (random, dotprod, bestfit, fgd, universal, \
              universal-exhaustive, universal-online)"

@@ -70,7 +70,8 @@ impl MixLearner {
             return;
         }
         let typical = mix.most_frequent(COVERAGE, MAX_TYPICAL);
-        policy.set_typical_shapes(mix.with_prior(typical, &self.prior, PRIOR_REPLICAS));
+        let every = mix.with_prior(mix.typical(1.0), &self.prior, PRIOR_REPLICAS);
+        policy.set_mix(mix.with_prior(typical, &self.prior, PRIOR_REPLICAS), &every);
         let largest = mix.largest(MAX_PROTECTION_CANDIDATES);
         policy.protected_shapes =
             scarcity::protected(&mix.with_prior(largest, &self.prior, PRIOR_REPLICAS));
@@ -165,5 +166,36 @@ mod tests {
         st.reset();
         learner.refresh(&mut policy, &st.mix, &mut st.snapshot, t0 + 2 * REFRESH);
         assert!(st.snapshot.tracks(&policy.protected_shapes));
+    }
+
+    #[test]
+    fn shares_are_priced_by_every_shape_not_only_the_typical_ones() {
+        let mut st = State::new(Arc::new(Catalog::builtin().expect("catalog")));
+        let mut policy = Policy::default();
+        let learner = MixLearner::new(&policy);
+        // MAX_TYPICAL common whole-GPU shapes (one CPU count each), then 0.47 shares spread
+        // over as many rare shapes: none of them typical, yet together they are what shares
+        // are priced by (two to a device: half a device each).
+        let mut n = 0;
+        let mut add = |st: &mut State, cpu: u64, share: u32, count: usize| {
+            for _ in 0..count {
+                let mut a = eight_gpu_alloc(&format!("a{n}"));
+                n += 1;
+                a.compute_milli = cpu;
+                a.devices.truncate(1);
+                a.devices[0].share_milli = share;
+                st.reserve(a);
+            }
+        };
+        for i in 0..MAX_TYPICAL as u64 {
+            add(&mut st, 1000 + i, 1000, 20);
+        }
+        for i in 0..MAX_TYPICAL as u64 {
+            add(&mut st, 5000 + i, 470, 1);
+        }
+        learner.learn(&mut policy, &st.mix, &mut st.snapshot);
+        assert!(policy.typical_shapes.iter().all(|s| s.gpu_milli != 470));
+        assert!((policy.gap_values.value(470) - 0.5).abs() < 1e-6);
+        assert!(policy.gap_values.loss(530, 470) < 1e-6);
     }
 }

@@ -239,8 +239,22 @@ impl Policy {
 
     /// Measures fragmentation against `shapes` from now on, and prices device shares by them.
     pub fn set_typical_shapes(&mut self, shapes: Vec<TypicalShape>) {
-        self.gap_values = GapValues::of_mix(&shapes);
-        self.typical_shapes = shapes;
+        self.set_mix(shapes.clone(), &shapes);
+    }
+
+    /// Measures fragmentation against `typical` and prices device shares by `priced`, which
+    /// may hold more shapes: prices need only each share's frequency, so every share asked for
+    /// can count, where the fragmentation measure, evaluated per shape on every candidate,
+    /// takes only the most frequent shapes.
+    pub fn set_mix(&mut self, typical: Vec<TypicalShape>, priced: &[TypicalShape]) {
+        self.gap_values = GapValues::of_mix(priced);
+        self.typical_shapes = typical;
+    }
+
+    /// The same policy pricing device shares by every shape of `mix` (see `set_mix`).
+    pub fn with_share_prices_of(mut self, mix: &[TypicalShape]) -> Self {
+        self.gap_values = GapValues::of_mix(mix);
+        self
     }
 
     /// The same policy protecting the largest shapes of `mix` (every shape asked for, however
