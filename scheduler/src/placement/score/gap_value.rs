@@ -21,6 +21,7 @@ use uni_core::units::MILLI_PER_DEVICE;
 
 use crate::placement::node_state::NodeState;
 use crate::placement::policy::TypicalShape;
+use crate::placement::request::PodRequest;
 use crate::placement::shape::Shape;
 
 /// How many thousandths of FGD's fragmentation a thousandth forgone counts as: forgone
@@ -79,10 +80,16 @@ impl GapValues {
         (self.value(free) - self.value(share) - self.value(free - share)).max(0.0)
     }
 
-    /// Thousandths of a device forgone by placing `shape` on `node` (whole devices forgo
-    /// nothing).
-    pub fn forgone(&self, node: &NodeState, shape: &Shape) -> f64 {
-        if shape.is_whole() {
+    /// Thousandths of a device forgone by placing `shape` for `req` on `node`. Whole devices
+    /// forgo nothing. Nor does a share asked for in capability terms: its size differs by
+    /// device (20 GiB is a quarter of an 80 GB device, most of a 24 GB one), so prices in
+    /// thousandths of "a device" would rank devices by how the share happens to divide them,
+    /// and price decides among them instead (`score::total`). On a fleet of A100s and L4s such
+    /// shares, priced, went a quarter to each A100 (the mix had learned quarters) and left no
+    /// whole A100 for the whole-device requests.
+    pub fn forgone(&self, node: &NodeState, shape: &Shape, req: &PodRequest) -> f64 {
+        let named_share = req.gpu.as_ref().is_some_and(|g| !g.in_capability_terms());
+        if shape.is_whole() || !named_share {
             return 0.0;
         }
         let devices = node.devices.iter().enumerate();

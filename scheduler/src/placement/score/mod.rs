@@ -164,7 +164,7 @@ fn weighted(
             let counts = ctx.placement.capable_counts;
             scarcity::loss(ctx.capable_before & !after, shapes, counts)
         };
-        let forgone = gap_value::WEIGHT * policy.gap_values.forgone(node, shape);
+        let forgone = gap_value::WEIGHT * policy.gap_values.forgone(node, shape, req);
         partial += w.fragmentation
             * fragmentation::score(
                 node,

@@ -5,6 +5,7 @@ use uni_core::model::Interconnect;
 use uni_core::units::GIB;
 
 use super::fixtures::*;
+use crate::placement::request::{GpuDemand, ModelFilter};
 use crate::placement::select::{place, Policy, TypicalShape};
 use crate::placement::snapshot::Snapshot;
 
@@ -147,4 +148,32 @@ fn the_last_host_of_a_large_shape_is_kept_for_it() {
     assert!(node.starts_with("small") && fits, "{node}");
     // The same policy blind to scarcity takes the roomy node (nothing stranded there).
     assert_eq!(run(&blind), ("big".to_string(), false));
+}
+
+#[test]
+fn shares_asked_for_by_memory_go_where_they_cost_least() {
+    // An A100 80GB and an L4 24GB. The share prices have learned quarters (20 GiB on an
+    // A100): by them, 20 GiB on the L4 (0.834 of it) leaves 0.166 nothing fills and forgoes
+    // a quarter of a device. But a request for 20 GiB of device memory leaves the device to
+    // the scheduler, and its size in thousandths depends on the device: price decides, and
+    // the L4 share costs less than the A100 quarter.
+    let s = snapshot([
+        gpu_node("a100", "nvidia-a100-80gb", 1, 32_000),
+        gpu_node("l4", "nvidia-l4", 1, 32_000),
+    ]);
+    let quarters = vec![
+        TypicalShape::new(1000, GIB, 1, 250, 1.0),
+        TypicalShape::new(1000, GIB, 1, 1000, 1.0),
+    ];
+    let policy = Policy::default().with_typical_shapes(quarters);
+    assert!(policy.gap_values.loss(1000, 834) > 0.2);
+    let mut req = fraction(250);
+    req.gpu = Some(GpuDemand::Fraction {
+        milli: None,
+        memory_bytes: 20 * GIB,
+        tflops: 0.0,
+        models: ModelFilter::default(),
+    });
+    let d = place(&s, &req, &policy).expect("fits");
+    assert_eq!(d.node, "l4");
 }
