@@ -1,6 +1,7 @@
 //! Learning the request mix: a policy measures fragmentation against the shapes of what the
 //! cluster runs (`mix::ShapeCounts`), blended with the policy's generic mix until the cluster
-//! has run enough to speak for itself, and protects the largest of them.
+//! has run enough to speak for itself, prices device shares by all of them
+//! (`score::gap_value`), and protects the largest of them.
 
 use std::time::{Duration, Instant};
 

@@ -116,8 +116,8 @@ pub struct Policy {
     pub name: String,
     pub weights: Weights,
     pub typical_shapes: Vec<TypicalShape>,
-    /// What free device shares are worth to `typical_shapes` (set with them, see
-    /// `set_typical_shapes`).
+    /// What free device shares are worth to the mix (set with `typical_shapes`, from them or
+    /// from every shape of the mix: `set_typical_shapes`, `set_mix`, `with_share_prices_of`).
     pub gap_values: GapValues,
     /// The largest shapes of the mix, whose last hosts placement keeps able to host them
     /// (`score::scarcity`; part of the fragmentation score).
@@ -239,7 +239,8 @@ impl Policy {
 
     /// Measures fragmentation against `shapes` from now on, and prices device shares by them.
     pub fn set_typical_shapes(&mut self, shapes: Vec<TypicalShape>) {
-        self.set_mix(shapes.clone(), &shapes);
+        self.gap_values = GapValues::of_mix(&shapes);
+        self.typical_shapes = shapes;
     }
 
     /// Measures fragmentation against `typical` and prices device shares by `priced`, which
@@ -251,7 +252,8 @@ impl Policy {
         self.typical_shapes = typical;
     }
 
-    /// The same policy pricing device shares by every shape of `mix` (see `set_mix`).
+    /// The same policy pricing device shares by every shape of `mix` (see `set_mix`); after
+    /// `with_typical_shapes`, which prices by the typical shapes.
     pub fn with_share_prices_of(mut self, mix: &[TypicalShape]) -> Self {
         self.gap_values = GapValues::of_mix(mix);
         self

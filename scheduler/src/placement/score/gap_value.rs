@@ -27,15 +27,21 @@ use crate::placement::shape::Shape;
 /// How many thousandths of FGD's fragmentation a thousandth forgone counts as: forgone
 /// capacity is lost for good, while much of what FGD counts is only unusable by the next
 /// request and is used later (openb replay, unallocated at 100% arrived, given / learned mix:
-/// 3.79 / 3.82 at 5, 3.72 / 3.79 at 10, 3.72 / 3.83 at 20, 3.72 / 3.84 at 100).
+/// 3.79 / 3.83 at 5, 3.72 / 3.78 at 10, 3.72 / 3.81 at 20, 3.72 / 3.81 at 100).
 pub const WEIGHT: f64 = 10.0;
 
-/// Cutting planes added before giving up on the exact prices (the openb mix needs ~25).
+/// Cutting planes added before settling for feasible prices short of the best (the openb
+/// mix needs ~25).
 const MAX_ROUNDS: usize = 200;
 
+/// Share sizes priced, the most frequent: the LP has one variable each. Rarer sizes are worth
+/// what the priced ones that fit in them are.
+const MAX_SHARES: usize = 64;
+
 /// How far over one device a set of shares may be priced before it counts as a violated
-/// constraint (floating-point slack).
-const TOLERANCE: f64 = 1e-9;
+/// constraint: above the LP solver's own feasibility tolerance (1e-7), so that a set the LP
+/// already holds is never found violated again.
+const TOLERANCE: f64 = 1e-6;
 
 /// Value, in devices, of each free gap `0..=1000` thousandths under a mix's share prices.
 #[derive(Debug, Clone, PartialEq)]
@@ -64,7 +70,10 @@ impl GapValues {
             Some(prices) => Self {
                 value: knapsack(&items, &prices).0.into(),
             },
-            None => Self::default(),
+            None => {
+                tracing::warn!("share prices: the LP found no solution; shares are not priced");
+                Self::default()
+            }
         }
     }
 
@@ -101,7 +110,8 @@ impl GapValues {
     }
 }
 
-/// Distinct shares (thousandths, 1..=1000) and how often each is asked for.
+/// Distinct shares (thousandths, 1..=1000) and how often each is asked for: the
+/// `MAX_SHARES` most frequent, smallest first.
 fn items(shapes: &[TypicalShape]) -> Vec<(u32, f64)> {
     let mut items: Vec<(u32, f64)> = Vec::new();
     for s in shapes
@@ -115,13 +125,16 @@ fn items(shapes: &[TypicalShape]) -> Vec<(u32, f64)> {
             None => items.push((share, count)),
         }
     }
+    items.sort_by(|a, b| b.1.total_cmp(&a.1));
+    items.truncate(MAX_SHARES);
     items.sort_by_key(|&(size, _)| size);
     items
 }
 
 /// The dual prices: maximize `sum n[i] * y[i]` subject to `sum c[i] * y[i] <= 1` for every
 /// set `c` of shares that fits on one device. Solved by adding the most valuable set that
-/// breaks the bound (a knapsack over the current prices) until none does.
+/// breaks the bound (a knapsack over the current prices) until none does. The prices returned
+/// are scaled so that no set is worth more than one device, whatever the solver's rounding.
 fn prices(items: &[(u32, f64)]) -> Option<Vec<f64>> {
     // Start from the sets of one share repeated as often as it fits.
     let mut sets: Vec<Vec<f64>> = (0..items.len())
@@ -131,11 +144,12 @@ fn prices(items: &[(u32, f64)]) -> Option<Vec<f64>> {
             set
         })
         .collect();
+    let mut y = vec![0.0; items.len()];
     for _ in 0..MAX_ROUNDS {
-        let y = solve(items, &sets)?;
+        y = solve(items, &sets)?;
         let (value, choice) = knapsack(items, &y);
         if value[MILLI_PER_DEVICE as usize] <= 1.0 + TOLERANCE {
-            return Some(y);
+            break;
         }
         let mut set = vec![0.0; items.len()];
         let mut free = MILLI_PER_DEVICE as usize;
@@ -148,9 +162,13 @@ fn prices(items: &[(u32, f64)]) -> Option<Vec<f64>> {
                 None => free -= 1,
             }
         }
+        if sets.contains(&set) {
+            break;
+        }
         sets.push(set);
     }
-    None
+    let best = knapsack(items, &y).0[MILLI_PER_DEVICE as usize];
+    Some(y.iter().map(|p| p / best.max(1.0)).collect())
 }
 
 /// The LP over the sets found so far.
