@@ -111,8 +111,7 @@ pub fn scale_of(nodes: &[TraceNode]) -> NodeScale {
 /// typical shapes; shares priced, and the largest shapes protected, by every shape it asks for.
 pub fn given_mix(mix: &Mix) -> Policy {
     Policy::default()
-        .with_typical_shapes(mix.typical.clone())
-        .with_share_prices_of(&mix.all)
+        .with_mix(mix.typical.clone(), &mix.all)
         .with_protected_shapes_of(&mix.all)
 }
 

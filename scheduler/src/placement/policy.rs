@@ -117,7 +117,7 @@ pub struct Policy {
     pub weights: Weights,
     pub typical_shapes: Vec<TypicalShape>,
     /// What free device shares are worth to the mix (set with `typical_shapes`, from them or
-    /// from every shape of the mix: `set_typical_shapes`, `set_mix`, `with_share_prices_of`).
+    /// from every shape of the mix: `set_typical_shapes`, `set_mix`).
     pub gap_values: GapValues,
     /// The largest shapes of the mix, whose last hosts placement keeps able to host them
     /// (`score::scarcity`; part of the fragmentation score).
@@ -252,10 +252,10 @@ impl Policy {
         self.typical_shapes = typical;
     }
 
-    /// The same policy pricing device shares by every shape of `mix` (see `set_mix`); after
-    /// `with_typical_shapes`, which prices by the typical shapes.
-    pub fn with_share_prices_of(mut self, mix: &[TypicalShape]) -> Self {
-        self.gap_values = GapValues::of_mix(mix);
+    /// The same policy measuring fragmentation against `typical` and pricing device shares by
+    /// `priced` (see `set_mix`).
+    pub fn with_mix(mut self, typical: Vec<TypicalShape>, priced: &[TypicalShape]) -> Self {
+        self.set_mix(typical, priced);
         self
     }
 

@@ -144,11 +144,12 @@ fn prices(items: &[(u32, f64)]) -> Option<Vec<f64>> {
             set
         })
         .collect();
-    let mut y = vec![0.0; items.len()];
+    let (mut y, mut best) = (vec![0.0; items.len()], 0.0);
     for _ in 0..MAX_ROUNDS {
         y = solve(items, &sets)?;
         let (value, choice) = knapsack(items, &y);
-        if value[MILLI_PER_DEVICE as usize] <= 1.0 + TOLERANCE {
+        best = value[MILLI_PER_DEVICE as usize];
+        if best <= 1.0 + TOLERANCE {
             break;
         }
         let mut set = vec![0.0; items.len()];
@@ -167,7 +168,6 @@ fn prices(items: &[(u32, f64)]) -> Option<Vec<f64>> {
         }
         sets.push(set);
     }
-    let best = knapsack(items, &y).0[MILLI_PER_DEVICE as usize];
     Some(y.iter().map(|p| p / best.max(1.0)).collect())
 }
 
