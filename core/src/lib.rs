@@ -1,6 +1,7 @@
 //! Universal's core: the domain model, universal units, the hardware catalog, validation and
 //! the store layer shared by every component.
 
+pub mod backoff;
 pub mod catalog;
 pub mod convert;
 pub mod error;
@@ -12,4 +13,5 @@ pub mod testing;
 pub mod units;
 pub mod validate;
 
+pub use backoff::Backoff;
 pub use error::{Error, Result};

@@ -8,6 +8,7 @@ mod etcd;
 pub mod keys;
 mod lease;
 mod types;
+pub mod watcher;
 
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ pub use embedded::{EmbeddedOptions, EmbeddedStore};
 pub use etcd::EtcdStore;
 pub use lease::LeaseKeeper;
 pub use types::*;
+pub use watcher::Watcher;
 
 use crate::Result;
 

@@ -104,4 +104,5 @@ conformance!(
     put_with_unknown_lease_fails,
     data_and_leases_survive_restart,
     concurrent_cas_writers_lose_no_update,
+    watcher_lists_in_pages_then_follows_changes,
 );

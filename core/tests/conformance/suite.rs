@@ -5,9 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use uni_core::store::watcher::Event as WatcherEvent;
 use uni_core::store::{
     Compare, CompareOp, EventKind, KvStore, LeaseKeeper, RangeOptions, Txn, TxnOp, TxnOpResult,
-    WatchEvent, WatchStream,
+    WatchEvent, WatchStream, Watcher,
 };
 use uni_core::Error;
 
@@ -458,4 +459,44 @@ pub async fn concurrent_cas_writers_lose_no_update(b: Backend) {
         .collect();
     seen.sort();
     assert_eq!(seen, (0..total).collect::<Vec<_>>());
+}
+
+/// The list-and-watch helper every component mirrors the store with.
+pub async fn watcher_lists_in_pages_then_follows_changes(b: Backend) {
+    let s = b.store();
+    for i in 0..5 {
+        s.put(&format!("/w/{i}"), vec![i], 0).await.unwrap();
+    }
+    s.put("/x/outside", vec![], 0).await.unwrap();
+    let mut w = Watcher::new(s.clone(), "/w/").page_size(2);
+    let first = tokio::time::timeout(WAIT, w.next()).await.unwrap().unwrap();
+    let [WatcherEvent::Restarted { kvs, revision }] = first.as_slice() else {
+        panic!("expected one Restarted, got {first:?}");
+    };
+    let listed: Vec<&str> = kvs.iter().map(|kv| kv.key.as_str()).collect();
+    assert_eq!(listed, ["/w/0", "/w/1", "/w/2", "/w/3", "/w/4"]);
+    assert!(*revision >= kvs.iter().map(|kv| kv.mod_revision).max().unwrap());
+
+    s.put("/w/5", vec![5], 0).await.unwrap();
+    s.delete("/w/0").await.unwrap();
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        seen.extend(tokio::time::timeout(WAIT, w.next()).await.unwrap().unwrap());
+    }
+    match seen.as_slice() {
+        [WatcherEvent::Applied(a), WatcherEvent::Deleted(d)] => {
+            assert_eq!((a.key.as_str(), a.value.as_slice()), ("/w/5", &[5u8][..]));
+            assert_eq!(d.key, "/w/0");
+        }
+        other => panic!("expected Applied then Deleted, got {other:?}"),
+    }
+
+    // Asked to start over, it lists what is there now.
+    w.restart();
+    let again = tokio::time::timeout(WAIT, w.next()).await.unwrap().unwrap();
+    let [WatcherEvent::Restarted { kvs, .. }] = again.as_slice() else {
+        panic!("expected one Restarted, got {again:?}");
+    };
+    let listed: Vec<&str> = kvs.iter().map(|kv| kv.key.as_str()).collect();
+    assert_eq!(listed, ["/w/1", "/w/2", "/w/3", "/w/4", "/w/5"]);
 }
