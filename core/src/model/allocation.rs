@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::resources::ResourceAmounts;
 use super::time::UnixMillis;
-use super::workload::EnvVar;
+use super::template::EnvVar;
 use crate::units::MILLI_PER_DEVICE;
 
 /// One accelerator device (or a share of it) bound to a replica.

@@ -2,7 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::workload::{priority, ReplicaTemplate, DEFAULT_QUEUE};
+use super::priority;
+use super::queue::DEFAULT_QUEUE;
+use super::template::ReplicaTemplate;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

@@ -4,9 +4,12 @@ use serde::{Deserialize, Serialize};
 
 use super::meta::ObjectMeta;
 use super::resources::ResourceAmounts;
-use super::workload::priority;
+use super::priority;
 use crate::quantity;
 use crate::units::devices_to_milli;
+
+/// Queue of workloads that name none.
+pub const DEFAULT_QUEUE: &str = "default";
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

@@ -2,7 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::workload::{priority, ReplicaTemplate, DEFAULT_QUEUE};
+use super::priority;
+use super::queue::DEFAULT_QUEUE;
+use super::template::ReplicaTemplate;
 
 /// torchrun's default rendezvous port.
 pub const DEFAULT_MASTER_PORT: u16 = 29500;

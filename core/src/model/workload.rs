@@ -4,23 +4,10 @@ use serde::{Deserialize, Serialize};
 
 use super::inference::InferenceServiceSpec;
 use super::meta::ObjectMeta;
-use super::placement::Placement;
-use super::resources::Resources;
 use super::status::WorkloadStatus;
+use super::template::ReplicaTemplate;
 use super::training::TrainingJobSpec;
 use crate::error::Error;
-
-/// Priorities run from `MIN` to `MAX`; higher is placed first and may preempt lower.
-pub mod priority {
-    pub const MIN: i32 = 0;
-    pub const LOW: i32 = 100;
-    pub const NORMAL: i32 = 500;
-    pub const HIGH: i32 = 900;
-    pub const MAX: i32 = 1000;
-}
-
-/// Queue of workloads that name none.
-pub const DEFAULT_QUEUE: &str = "default";
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -191,35 +178,6 @@ impl Workload {
     pub fn kind(&self) -> WorkloadKind {
         self.spec.kind()
     }
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct EnvVar {
-    pub name: String,
-    pub value: String,
-}
-
-impl EnvVar {
-    pub fn new(name: impl Into<String>, value: impl Into<String>) -> Self {
-        Self {
-            name: name.into(),
-            value: value.into(),
-        }
-    }
-}
-
-/// What every replica (or worker) runs: a process, with what it needs and where it may run.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ReplicaTemplate {
-    pub command: Vec<String>,
-    pub args: Vec<String>,
-    pub env: Vec<EnvVar>,
-    /// Absolute path; empty = the agent's per-replica scratch directory.
-    pub working_dir: String,
-    pub resources: Resources,
-    pub placement: Placement,
 }
 
 #[cfg(test)]
