@@ -28,9 +28,7 @@ impl Backoff {
         if failures == 0 {
             return Duration::ZERO;
         }
-        let factor = 1u32
-            .checked_shl((failures - 1).min(31))
-            .unwrap_or(u32::MAX);
+        let factor = 1u32.checked_shl((failures - 1).min(31)).unwrap_or(u32::MAX);
         self.base.saturating_mul(factor).min(self.max)
     }
 

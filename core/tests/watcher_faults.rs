@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 use uni_core::store::watcher::Event;
 use uni_core::store::{
-    EmbeddedStore, KeyValue, KvStore, LeaseId, RangeOptions, RangeResponse, Revision, Txn, TxnResponse,
-    WatchStream, Watcher,
+    EmbeddedStore, KeyValue, KvStore, LeaseId, RangeOptions, RangeResponse, Revision, Txn,
+    TxnResponse, WatchStream, Watcher,
 };
 use uni_core::{Backoff, Error, Result};
 
@@ -84,7 +84,9 @@ impl KvStore for Cuttable {
 
 async fn store(compacted: bool) -> (tempfile::TempDir, Arc<Cuttable>) {
     let dir = tempfile::tempdir().unwrap();
-    let inner = EmbeddedStore::open(dir.path().join("s.redb")).await.unwrap();
+    let inner = EmbeddedStore::open(dir.path().join("s.redb"))
+        .await
+        .unwrap();
     let s = Arc::new(Cuttable {
         inner: Arc::new(inner),
         cut: Mutex::new(CancellationToken::new()),
@@ -94,7 +96,9 @@ async fn store(compacted: bool) -> (tempfile::TempDir, Arc<Cuttable>) {
 }
 
 async fn next(w: &mut Watcher) -> Result<Vec<Event>> {
-    tokio::time::timeout(WAIT, w.next()).await.expect("watcher answered in time")
+    tokio::time::timeout(WAIT, w.next())
+        .await
+        .expect("watcher answered in time")
 }
 
 fn listed(events: &[Event]) -> Vec<String> {

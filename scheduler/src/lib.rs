@@ -7,6 +7,5 @@ pub mod control_plane;
 pub mod error;
 pub mod leader;
 pub mod metrics;
-pub mod placement;
 pub mod schedule;
 pub mod server;

@@ -6,7 +6,7 @@
 
 use uni_core::catalog::Catalog;
 use uni_core::units::GIB;
-use uni_scheduler::placement::snapshot::{DeviceState, NodeState};
+use uni_placement::node_state::{DeviceState, NodeState};
 
 /// One instance size.
 #[derive(Debug, Clone, PartialEq)]

@@ -13,10 +13,11 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 use serde::Serialize;
 use uni_core::catalog::Catalog;
+use uni_core::model::WorkloadRef;
 use uni_core::units::{GIB, MIB};
-use uni_scheduler::placement::request::{GpuDemand, ModelFilter, PodRequest};
-use uni_scheduler::placement::select::place;
-use uni_scheduler::placement::snapshot::{Snapshot, WorkloadRef};
+use uni_placement::request::{GpuDemand, ModelFilter, ReplicaRequest};
+use uni_placement::Snapshot;
+use uni_placement::{place, Policy};
 
 use self::instances::InstanceType;
 use crate::replay::run::allocation;
@@ -118,8 +119,8 @@ pub fn largest_of_family<'a>(
 }
 
 /// The capability request Universal places (no model named).
-pub fn request(name: &str, n: &Need) -> PodRequest {
-    let mut req = PodRequest::new(
+pub fn request(name: &str, n: &Need) -> ReplicaRequest {
+    let mut req = ReplicaRequest::new(
         WorkloadRef::new("mix", name),
         n.compute_milli,
         n.memory_bytes,
@@ -170,8 +171,8 @@ pub struct Report {
 
 pub fn compare(pods: &[TracePod], catalog: &Catalog, largest: bool) -> anyhow::Result<Report> {
     let types = instances::all(catalog);
-    let mix = typical::Mix::of(pods);
-    let policy = replay::given_mix(&mix);
+    let mix = replay::given_mix(&typical::TraceMix::of(pods));
+    let policy = Policy::default();
     let mut today = Side::default();
     let mut today_types: Vec<(String, usize)> = Vec::new();
     let mut fleet = Snapshot::new();
@@ -189,7 +190,7 @@ pub fn compare(pods: &[TracePod], catalog: &Catalog, largest: bool) -> anyhow::R
 
         let name = format!("w{i}");
         let req = request(&name, &n);
-        let decision = match place(&fleet, &req, &policy) {
+        let decision = match place(&fleet, &req, &policy, &mix) {
             Ok(d) => d,
             Err(_) => {
                 // What a careful user would buy for this workload: any saving below comes
@@ -207,7 +208,7 @@ pub fn compare(pods: &[TracePod], catalog: &Catalog, largest: bool) -> anyhow::R
                 ));
                 universal_usd += t.usd_per_hour;
                 count(&mut bought, &t.name);
-                place(&fleet, &req, &policy)
+                place(&fleet, &req, &policy, &mix)
                     .map_err(|e| anyhow::anyhow!("{} does not fit a new {}: {e}", name, t.name))?
             }
         };

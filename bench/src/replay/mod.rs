@@ -18,13 +18,14 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use uni_core::catalog::Catalog;
-use uni_scheduler::placement::learn::MixLearner;
-use uni_scheduler::placement::select::{NodeScale, Policy, Scorer};
-use uni_scheduler::placement::snapshot::Snapshot;
+use uni_placement::learn::MixLearner;
+use uni_placement::policy::{NodeScale, Policy, Scorer};
+use uni_placement::Mix;
+use uni_placement::Snapshot;
 
 use self::report::{PolicyReport, Report};
 use self::trace::{TraceNode, TracePod};
-use self::typical::Mix;
+use self::typical::TraceMix;
 
 #[derive(clap::Args, Clone)]
 pub struct Args {
@@ -107,27 +108,35 @@ pub fn scale_of(nodes: &[TraceNode]) -> NodeScale {
     }
 }
 
-/// Our default policy handed a trace's mix up front: fragmentation measured against its
+/// A trace's mix handed to our default policy up front: fragmentation measured against its
 /// typical shapes; shares priced, and the largest shapes protected, by every shape it asks for.
-pub fn given_mix(mix: &Mix) -> Policy {
-    Policy::default()
-        .with_mix(mix.typical.clone(), &mix.all)
-        .with_protected_shapes_of(&mix.all)
+pub fn given_mix(mix: &TraceMix) -> Mix {
+    Mix::new(mix.typical.clone(), &mix.all, &mix.all)
 }
 
-/// The policy called `name`, as the replay runs it for `seed`.
-pub fn policy(name: &str, seed: u64, mix: &Mix, scale: NodeScale) -> anyhow::Result<Policy> {
-    let shapes = &mix.typical;
+/// The policy called `name`, as the replay runs it for `seed`, and the mix it measures against
+/// (a learning policy's starting mix).
+pub fn policy(
+    name: &str,
+    seed: u64,
+    mix: &TraceMix,
+    scale: NodeScale,
+) -> anyhow::Result<(Policy, Mix)> {
     let baseline = |s: Scorer| Policy::baseline(s).with_seed(seed).with_scale(scale);
+    // FGD measures against the typical shapes only: no prices, nothing protected.
+    let typical_only = || Mix {
+        typical: mix.typical.clone(),
+        ..Mix::default()
+    };
     Ok(match name {
-        "random" => baseline(Scorer::Random),
-        "dotprod" => baseline(Scorer::DotProduct),
-        "bestfit" => baseline(Scorer::BestFit),
-        "fgd" => baseline(Scorer::Fgd).with_typical_shapes(shapes.to_vec()),
-        "universal" => given_mix(mix),
+        "random" => (baseline(Scorer::Random), Mix::default()),
+        "dotprod" => (baseline(Scorer::DotProduct), Mix::default()),
+        "bestfit" => (baseline(Scorer::BestFit), Mix::default()),
+        "fgd" => (baseline(Scorer::Fgd), typical_only()),
+        "universal" => (Policy::default(), given_mix(mix)),
         // Learns its mix from what it places (`online`), starting from the generic one.
-        "universal-online" => Policy::default(),
-        "universal-exhaustive" => given_mix(mix).exhaustive(),
+        "universal-online" => (Policy::default(), Mix::generic()),
+        "universal-exhaustive" => (Policy::default().exhaustive(), given_mix(mix)),
         other => bail!(
             "unknown policy {other:?} (random, dotprod, bestfit, fgd, universal, \
              universal-exhaustive, universal-online)"
@@ -175,7 +184,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         pods = variant::apply(&pods, &nodes, v.parse()?)?;
     }
     // The mix comes from the trace as given, before any scaling.
-    let mix = Mix::of(&pods);
+    let mix = TraceMix::of(&pods);
     let shapes = &mix.typical;
     if let Some(count) = args.scale_nodes {
         (nodes, pods) = scaled(nodes, pods, count);
@@ -216,15 +225,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                     .map(|&seed| {
                         let (cluster, pods, mix) = (&cluster, &pods, &mix);
                         s.spawn(move || -> anyhow::Result<(u64, run::Outcome)> {
-                            let policy = policy(name, seed, mix, scale)?;
-                            let learner = online(name).then(|| MixLearner::new(&policy));
+                            let (policy, given) = policy(name, seed, mix, scale)?;
+                            let learner = online(name).then(MixLearner::generic);
                             let arrivals = workload::arrivals(pods, capacity, args.inflation, seed);
                             let outcome = run::replay(
                                 cluster,
                                 pods,
                                 &arrivals,
                                 &policy,
-                                learner.as_ref(),
+                                &given,
+                                learner,
                                 &mix.typical,
                                 capacity,
                             );

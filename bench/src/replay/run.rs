@@ -4,17 +4,17 @@
 //! (dropped pods included) and the GPU allocated, and the fragmentation at each whole percent
 //! of arrived demand.
 
-use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
 use uni_core::model::Allocation;
-use uni_scheduler::placement::learn::MixLearner;
-use uni_scheduler::placement::mix::ShapeCounts;
-use uni_scheduler::placement::request::PodRequest;
-use uni_scheduler::placement::score::fgd;
-use uni_scheduler::placement::select::{place, Decision, Policy, TypicalShape};
-use uni_scheduler::placement::shape::Shape;
-use uni_scheduler::placement::snapshot::Snapshot;
+use uni_placement::learn::MixLearner;
+use uni_placement::mix::counts::ShapeCounts;
+use uni_placement::score::fgd;
+use uni_placement::shape::Shape;
+use uni_placement::typical::TypicalShape;
+use uni_placement::ReplicaRequest;
+use uni_placement::Snapshot;
+use uni_placement::{place, Decision, Mix, Policy};
 
 use super::trace::{pod_request, TracePod, NAMESPACE};
 use super::workload::Arrival;
@@ -58,7 +58,7 @@ pub struct Outcome {
 }
 
 /// The allocation the scheduler would record for `decision`.
-pub fn allocation(id: &str, req: &PodRequest, decision: &Decision) -> Allocation {
+pub fn allocation(id: &str, req: &ReplicaRequest, decision: &Decision) -> Allocation {
     Allocation {
         id: id.to_string(),
         namespace: NAMESPACE.to_string(),
@@ -89,15 +89,17 @@ pub fn fragmentation(snapshot: &Snapshot, shapes: &[TypicalShape]) -> f64 {
 /// Pods placed between two readings of the mix by a learning policy.
 pub const LEARN_EVERY: usize = 100;
 
-/// Replays `arrivals` on `cluster` (a snapshot without allocations) under `policy`; with a
-/// `learner`, the policy learns its mix from what it has placed as the live scheduler does,
-/// every `LEARN_EVERY` placements.
+/// Replays `arrivals` on `cluster` (a snapshot without allocations) under `policy`, measured
+/// against `mix`; with a `learner`, against the mix it learns from what has been placed, as the
+/// live scheduler does, every `LEARN_EVERY` placements.
+#[allow(clippy::too_many_arguments)]
 pub fn replay(
     cluster: &Snapshot,
     pods: &[TracePod],
     arrivals: &[Arrival],
     policy: &Policy,
-    learner: Option<&MixLearner>,
+    mix: &Mix,
+    learner: Option<MixLearner>,
     shapes: &[TypicalShape],
     capacity_milli: u64,
 ) -> Outcome {
@@ -106,6 +108,7 @@ pub fn replay(
         pods,
         arrivals,
         policy,
+        mix,
         learner,
         shapes,
         capacity_milli,
@@ -114,20 +117,21 @@ pub fn replay(
 }
 
 /// `replay`, also returning the cluster as the replay left it.
+#[allow(clippy::too_many_arguments)]
 pub fn replay_to_end(
     cluster: &Snapshot,
     pods: &[TracePod],
     arrivals: &[Arrival],
     policy: &Policy,
-    learner: Option<&MixLearner>,
+    mix: &Mix,
+    mut learner: Option<MixLearner>,
     shapes: &[TypicalShape],
     capacity_milli: u64,
 ) -> (Outcome, Snapshot) {
     let mut snapshot = cluster.clone();
-    let mut policy = Cow::Borrowed(policy);
-    let mut mix = ShapeCounts::default();
-    if policy.protects() {
-        snapshot.track_capability(policy.protected_shapes.clone());
+    let mut counts = ShapeCounts::default();
+    if policy.protects(mix) {
+        snapshot.track_capability(mix.protected.clone());
     }
     let mut out = Outcome::default();
     let mut failed = [(0usize, 0usize); 4];
@@ -138,13 +142,14 @@ pub fn replay_to_end(
         let req = pod_request(pod, &arrival.name);
         arrived += pod.total_gpu_milli();
         // Learning is the leader's periodic work, not part of a placement's time.
-        if let Some(learner) = learner {
+        if let Some(learner) = &mut learner {
             if out.placements % LEARN_EVERY == 0 {
-                learner.learn(policy.to_mut(), &mix, &mut snapshot);
+                learner.learn(&counts, &mut snapshot);
             }
         }
+        let mix = learner.as_ref().map_or(mix, MixLearner::mix);
         let start = Instant::now();
-        let decision = place(&snapshot, &req, &policy);
+        let decision = place(&snapshot, &req, policy, mix);
         out.placing += start.elapsed();
         out.placements += 1;
         match decision {
@@ -156,7 +161,7 @@ pub fn replay_to_end(
                     .sum::<u64>();
                 let alloc = allocation(&arrival.name, &req, &d);
                 snapshot.add_allocation(&alloc);
-                mix.add_allocation(&alloc);
+                counts.add_allocation(&alloc);
             }
             Err(_) => {
                 let k = Kind::ALL

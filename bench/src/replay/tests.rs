@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 
 use uni_core::catalog::Catalog;
-use uni_scheduler::placement::learn::MixLearner;
-use uni_scheduler::placement::snapshot::Snapshot;
+use uni_placement::learn::MixLearner;
+use uni_placement::Snapshot;
 
 use super::rng::Rng;
 use super::run::{replay, replay_to_end};
@@ -78,14 +78,15 @@ fn synthetic() -> (Vec<TraceNode>, Vec<TracePod>) {
 fn every_policy_keeps_the_protocols_invariants() {
     let (nodes, pods) = synthetic();
     let (cluster, capacity) = cluster(&nodes);
-    let mix = typical::Mix::of(&pods);
+    let mix = typical::TraceMix::of(&pods);
     let shapes = mix.typical.clone();
     let by_name: HashMap<String, &TracePod> = pods.iter().map(|p| (p.name.clone(), p)).collect();
     for name in POLICIES {
-        let policy = policy(name, 42, &mix, scale_of(&nodes)).expect("policy");
+        let (policy, given) = policy(name, 42, &mix, scale_of(&nodes)).expect("policy");
         let order = arrivals(&pods, capacity, 1.3, 42);
-        let (outcome, end) =
-            replay_to_end(&cluster, &pods, &order, &policy, None, &shapes, capacity);
+        let (outcome, end) = replay_to_end(
+            &cluster, &pods, &order, &policy, &given, None, &shapes, capacity,
+        );
         assert_eq!(outcome.events.len(), order.len());
         let placed = end.allocations().count();
         assert!(placed > 0 && placed < order.len(), "{name}: {placed}");
@@ -139,7 +140,9 @@ fn every_policy_keeps_the_protocols_invariants() {
             }
         }
         // The same seed gives the same replay; the allocated total matches the snapshot.
-        let again = replay(&cluster, &pods, &order, &policy, None, &shapes, capacity);
+        let again = replay(
+            &cluster, &pods, &order, &policy, &given, None, &shapes, capacity,
+        );
         assert_eq!(again.events, outcome.events, "{name}");
         let allocated: u64 = end
             .allocations()
@@ -157,7 +160,7 @@ fn place_in_order(
     policy_name: &str,
 ) -> (u64, HashMap<String, String>) {
     let (cluster, capacity) = cluster(nodes);
-    let mix = typical::Mix {
+    let mix = typical::TraceMix {
         typical: typical::counts(pods).typical(1.0),
         all: typical::counts(pods).typical(1.0),
     };
@@ -168,16 +171,10 @@ fn place_in_order(
             name: pods[i].name.clone(),
         })
         .collect();
-    let policy = policy(policy_name, 42, &mix, scale_of(nodes)).expect("policy");
-    let learner = online(policy_name).then(|| MixLearner::new(&policy));
+    let (policy, given) = policy(policy_name, 42, &mix, scale_of(nodes)).expect("policy");
+    let learner = online(policy_name).then(MixLearner::generic);
     let (outcome, end) = replay_to_end(
-        &cluster,
-        pods,
-        &order,
-        &policy,
-        learner.as_ref(),
-        &shapes,
-        capacity,
+        &cluster, pods, &order, &policy, &given, learner, &shapes, capacity,
     );
     let allocated = outcome.events.last().map_or(0, |e| e.1);
     let on = end

@@ -7,9 +7,10 @@ use std::path::Path;
 
 use anyhow::{bail, Context};
 use uni_core::catalog::Catalog;
+use uni_core::model::WorkloadRef;
 use uni_core::units::{MIB, MILLI_PER_DEVICE};
-use uni_scheduler::placement::request::{GpuDemand, ModelFilter, PodRequest};
-use uni_scheduler::placement::snapshot::{DeviceState, NodeState, WorkloadRef};
+use uni_placement::node_state::{DeviceState, NodeState};
+use uni_placement::request::{GpuDemand, ModelFilter, ReplicaRequest};
 
 /// Namespace of every replayed pod.
 pub const NAMESPACE: &str = "openb";
@@ -188,8 +189,8 @@ pub fn node_state(node: &TraceNode, catalog: &Catalog) -> NodeState {
 
 /// The request for one pod instance (`name` is unique per instance: copies drawn by the
 /// inflation get a suffix). CPU-only work may use GPU nodes freely, as in the paper.
-pub fn pod_request(pod: &TracePod, name: &str) -> PodRequest {
-    let mut req = PodRequest::new(
+pub fn pod_request(pod: &TracePod, name: &str) -> ReplicaRequest {
+    let mut req = ReplicaRequest::new(
         WorkloadRef::new(NAMESPACE, name),
         pod.cpu_milli,
         pod.memory_mib * MIB,

@@ -6,20 +6,20 @@
 //! scheduler counts the same way what it runs (`placement::mix`).
 
 use uni_core::units::MIB;
-use uni_scheduler::placement::mix::{ShapeCounts, ShapeKey, COVERAGE};
-use uni_scheduler::placement::select::TypicalShape;
+use uni_placement::mix::counts::{ShapeCounts, ShapeKey, COVERAGE};
+use uni_placement::typical::TypicalShape;
 
 use super::trace::TracePod;
 
 /// What a policy learns from a trace: its typical shapes (the fragmentation measure) and every
 /// shape asked for (the largest of which are protected, see `score::scarcity`).
 #[derive(Debug, Clone)]
-pub struct Mix {
+pub struct TraceMix {
     pub typical: Vec<TypicalShape>,
     pub all: Vec<TypicalShape>,
 }
 
-impl Mix {
+impl TraceMix {
     pub fn of(pods: &[TracePod]) -> Self {
         let counts = counts(pods);
         Self {
@@ -68,7 +68,7 @@ mod tests {
             gpu_spec: vec!["V100M16".into(), "V100M32".into()],
             ..pod(8000, 2, 1000)
         });
-        let shapes = Mix::of(&pods).all;
+        let shapes = TraceMix::of(&pods).all;
         assert_eq!(shapes.len(), 2);
         // No CPU request: 100 milli-CPU.
         assert_eq!((shapes[0].compute_milli, shapes[0].gpu_milli), (100, 500));

@@ -3,8 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::resources::ResourceAmounts;
-use super::time::UnixMillis;
 use super::template::EnvVar;
+use super::time::UnixMillis;
 use crate::units::MILLI_PER_DEVICE;
 
 /// One accelerator device (or a share of it) bound to a replica.

@@ -1,9 +1,11 @@
 //! Identity and bookkeeping carried by every stored object.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::allocation::Allocation;
 use super::time::UnixMillis;
 
 /// Namespace of namespaced objects created without one.
@@ -65,4 +67,31 @@ pub struct ObjectRef {
     pub namespace: String,
     pub name: String,
     pub uid: String,
+}
+
+/// A workload by namespace and name.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct WorkloadRef {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl WorkloadRef {
+    pub fn new(namespace: &str, name: &str) -> Self {
+        Self {
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        }
+    }
+
+    /// The workload `alloc` belongs to.
+    pub fn of(alloc: &Allocation) -> Self {
+        Self::new(&alloc.namespace, &alloc.workload)
+    }
+}
+
+impl fmt::Display for WorkloadRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
 }

@@ -33,7 +33,7 @@ pub use inference::{
     ScalingMetric,
 };
 pub use inventory::{AcceleratorDevice, CpuInfo, Inventory, MigMode, NumaNode};
-pub use meta::{ObjectMeta, ObjectRef, DEFAULT_NAMESPACE};
+pub use meta::{ObjectMeta, ObjectRef, WorkloadRef, DEFAULT_NAMESPACE};
 pub use node::{DeviceUsage, Node, NodeSpec, NodeStatus};
 pub use placement::{Placement, Preference};
 pub use queue::{Queue, QueueSpec, QueueStatus, Quota, DEFAULT_QUEUE};
@@ -41,7 +41,7 @@ pub use resources::{AcceleratorRequest, Interconnect, ResourceAmounts, Resources
 pub use selector::{Operator, Requirement, Selector};
 pub use status::{ReplicaPhase, ReplicaStatus, ReplicaView, WorkloadPhase, WorkloadStatus};
 pub use taint::{Taint, TaintEffect, Toleration, TolerationOperator};
+pub use template::{EnvVar, ReplicaTemplate};
 pub use time::UnixMillis;
 pub use training::{RetryPolicy, TrainingJobSpec, WorkerCount, DEFAULT_MASTER_PORT};
-pub use template::{EnvVar, ReplicaTemplate};
 pub use workload::{Workload, WorkloadKind, WorkloadSpec};

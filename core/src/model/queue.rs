@@ -3,8 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::meta::ObjectMeta;
-use super::resources::ResourceAmounts;
 use super::priority;
+use super::resources::ResourceAmounts;
 use crate::quantity;
 use crate::units::devices_to_milli;
 

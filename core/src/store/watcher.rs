@@ -114,7 +114,10 @@ impl Watcher {
                     })
                     .collect()),
                 Some(Err(e)) => Err(e),
-                None => Err(Error::Unavailable(format!("watch of {} ended", self.prefix))),
+                None => Err(Error::Unavailable(format!(
+                    "watch of {} ended",
+                    self.prefix
+                ))),
             },
         };
         if let Err(e) = &result {

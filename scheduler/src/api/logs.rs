@@ -12,7 +12,7 @@ use uni_proto::v1::log_service_client::LogServiceClient;
 use uni_proto::v1::log_service_server::LogService;
 
 use super::ApiContext;
-use crate::placement::snapshot::WorkloadRef;
+use uni_core::model::WorkloadRef;
 
 pub struct LogApi {
     ctx: ApiContext,

@@ -8,7 +8,7 @@ use uni_core::model::{
 };
 
 use crate::cache::State;
-use crate::placement::snapshot::WorkloadRef;
+use uni_core::model::WorkloadRef;
 
 /// Fills `w.status` with its replicas, counts, cost and the phase they imply.
 pub fn overlay_status(state: &State, w: &mut Workload) {

@@ -1,20 +1,20 @@
 //! The watch-fed cache every scheduler replica keeps, so that followers stay warm and the
 //! leader schedules from memory. It lists the key space once, then follows one watch; if
-//! the watch's history is compacted away it lists again.
+//! the watch's history is compacted away it lists again (`uni_core::store::Watcher`).
 
 mod state;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use futures::StreamExt;
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use uni_core::catalog::Catalog;
 use uni_core::store::keys::ROOT;
-use uni_core::store::{EventKind, KvStore, RangeOptions, Revision, WatchEvent};
-use uni_core::{Error, Result};
+use uni_core::store::watcher::Event;
+use uni_core::store::{EventKind, KvStore, Revision, WatchEvent, Watcher};
+use uni_core::Error;
 
 pub use state::{workload_ref, State, Stored};
 
@@ -74,81 +74,61 @@ impl Cache {
 
     /// Keeps the cache current until cancelled.
     pub async fn run(self: Arc<Self>, store: Arc<dyn KvStore>, cancel: CancellationToken) {
-        let mut backoff = Duration::from_millis(100);
+        let mut watcher = Watcher::new(store, ROOT).page_size(LIST_PAGE);
         loop {
-            let result = tokio::select! {
+            let next = tokio::select! {
                 _ = cancel.cancelled() => return,
-                r = self.sync(&store) => r,
                 _ = self.resync.notified() => {
-                    backoff = Duration::from_millis(100);
+                    watcher.restart();
                     continue;
                 }
+                next = watcher.next() => next,
             };
-            match result {
+            match next {
+                Ok(events) => self.apply(events),
                 Err(Error::Compacted { .. }) => {
                     info!("cache: watch history compacted; listing again")
                 }
                 Err(e) => warn!(error = %e, "cache: sync failed; retrying"),
-                Ok(()) => {}
             }
-            tokio::select! {
-                _ = cancel.cancelled() => return,
-                _ = tokio::time::sleep(backoff) => {}
-            }
-            backoff = (backoff * 2).min(Duration::from_secs(5));
         }
     }
 
-    /// Lists everything, then follows the watch until it fails.
-    async fn sync(&self, store: &Arc<dyn KvStore>) -> Result<()> {
-        // Listing pages may see newer data than `start`; the watch from `start + 1` replays
-        // those changes and the state ignores what it already holds, so nothing is missed.
-        let start = store.revision().await?;
-        let mut listed = Vec::new();
-        let mut after = None;
-        loop {
-            let page = store
-                .range(
-                    ROOT,
-                    RangeOptions {
-                        start_after: after.take(),
-                        limit: Some(LIST_PAGE),
-                    },
-                )
-                .await?;
-            after = page.kvs.last().map(|kv| kv.key.clone());
-            listed.extend(page.kvs.into_iter().map(|kv| WatchEvent {
-                kind: EventKind::Put,
-                kv,
-            }));
-            if !page.more {
-                break;
-            }
-        }
-        let mut watch = store.watch(ROOT, start + 1).await?;
-        {
-            let mut state = self.lock();
-            state.reset();
-            self.apply_all(&mut state, &listed);
-            state.revision = state.revision.max(start);
-            self.publish(&state);
-        }
-        info!(keys = listed.len(), revision = start, "cache: listed");
-        while let Some(batch) = watch.next().await {
-            let batch = batch?;
-            let mut state = self.lock();
-            self.apply_all(&mut state, &batch);
-            self.publish(&state);
-        }
-        Err(Error::Unavailable("watch ended".into()))
-    }
-
-    fn apply_all(&self, state: &mut State, events: &[WatchEvent]) {
+    /// Applies one batch under one lock: a fresh listing replaces the picture.
+    fn apply(&self, events: Vec<Event>) {
+        let mut state = self.lock();
         for e in events {
-            if let Err(err) = state.apply(e) {
-                // One undecodable value must not stop the cluster; it is reported and skipped.
-                warn!(key = %e.kv.key, error = %err, "cache: skipping bad value");
-            }
+            let (kind, kv) = match e {
+                Event::Restarted { kvs, revision } => {
+                    // Listing pages may see newer data than `revision`; the watch from
+                    // `revision + 1` replays those changes and the state ignores what it
+                    // already holds, so nothing is missed.
+                    info!(keys = kvs.len(), revision, "cache: listed");
+                    state.reset();
+                    for kv in kvs {
+                        self.apply_one(
+                            &mut state,
+                            WatchEvent {
+                                kind: EventKind::Put,
+                                kv,
+                            },
+                        );
+                    }
+                    state.revision = state.revision.max(revision);
+                    continue;
+                }
+                Event::Applied(kv) => (EventKind::Put, kv),
+                Event::Deleted(kv) => (EventKind::Delete, kv),
+            };
+            self.apply_one(&mut state, WatchEvent { kind, kv });
+        }
+        self.publish(&state);
+    }
+
+    fn apply_one(&self, state: &mut State, e: WatchEvent) {
+        if let Err(err) = state.apply(&e) {
+            // One undecodable value must not stop the cluster; it is reported and skipped.
+            warn!(key = %e.kv.key, error = %err, "cache: skipping bad value");
         }
     }
 

@@ -11,9 +11,12 @@ use uni_core::store::keys::{self, AllocationKey, TypedKey};
 use uni_core::store::{codec, EventKind, KeyValue, Revision, WatchEvent};
 use uni_core::Result;
 
-use crate::placement::mix::ShapeCounts;
-use crate::placement::select::Policy;
-use crate::placement::snapshot::{NodeState, Snapshot, WorkloadRef};
+use uni_core::model::WorkloadRef;
+use uni_placement::mix::counts::ShapeCounts;
+use uni_placement::mix::protected::protected;
+use uni_placement::node_state::NodeState;
+use uni_placement::typical::default_typical_shapes;
+use uni_placement::Snapshot;
 
 /// A stored object with the store metadata the API and the leader's compares need.
 #[derive(Debug, Clone)]
@@ -98,11 +101,11 @@ fn classify(key: &str) -> Key {
     .unwrap_or(Key::Other)
 }
 
-/// An empty snapshot counting the hosts of the default policy's protected shapes (the policy
-/// the leader places with), so placement reads the counts instead of scanning.
+/// An empty snapshot counting the hosts of the generic mix's protected shapes (what the
+/// leader's learner starts from), so placement reads the counts instead of scanning.
 fn tracking_snapshot() -> Snapshot {
     let mut snapshot = Snapshot::new();
-    snapshot.track_capability(Policy::default().protected_shapes);
+    snapshot.track_capability(protected(&default_typical_shapes()));
     snapshot
 }
 

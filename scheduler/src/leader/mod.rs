@@ -13,8 +13,8 @@ use uni_core::store::KvStore;
 use crate::cache::Cache;
 use crate::error::Error;
 use crate::metrics::Metrics;
-use crate::placement::select::Policy;
 use crate::schedule::{PlanConfig, Planner, Scheduler};
+use uni_placement::Policy;
 
 pub struct LeaderConfig {
     pub identity: String,

@@ -4,31 +4,27 @@
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
-use crate::placement::snapshot::WorkloadRef;
+use uni_core::model::WorkloadRef;
+use uni_core::Backoff;
 
 pub struct Backoffs {
-    initial: Duration,
-    max: Duration,
+    backoff: Backoff,
     waiting: HashMap<WorkloadRef, (u32, Instant)>,
 }
 
 impl Backoffs {
     pub fn new(initial: Duration, max: Duration) -> Self {
         Self {
-            initial,
-            max,
+            backoff: Backoff::new(initial, max),
             waiting: HashMap::new(),
         }
     }
 
     /// Parks `r` after a failed attempt; each consecutive failure doubles the wait.
     pub fn fail(&mut self, r: &WorkloadRef, now: Instant) {
-        let attempts = self.waiting.get(&r.clone()).map_or(0, |(a, _)| *a);
-        let wait = self
-            .initial
-            .saturating_mul(1 << attempts.min(16))
-            .min(self.max);
-        self.waiting.insert(r.clone(), (attempts + 1, now + wait));
+        let attempts = self.waiting.get(r).map_or(0, |(a, _)| *a) + 1;
+        let wait = self.backoff.delay_after(attempts);
+        self.waiting.insert(r.clone(), (attempts, now + wait));
     }
 
     /// Forgets `r` after it was placed.

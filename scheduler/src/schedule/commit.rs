@@ -11,7 +11,7 @@ use uni_core::store::keys::{AllocationKey, TypedKey};
 use uni_core::store::{codec, Compare, CompareTarget, KvStore, Txn, TxnOp, TxnOpResult};
 use uni_core::{Error as CoreError, Result as CoreResult};
 
-use super::plan::Plan;
+use super::pass::Plan;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 

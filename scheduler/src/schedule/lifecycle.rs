@@ -11,13 +11,13 @@ use uni_core::model::{
 use uni_core::store::keys::{NodeKey, TypedKey};
 use uni_core::store::{codec, Compare, Txn, TxnOp};
 
-use super::plan::Pass;
+use super::pass::Pass;
 use crate::cache::{workload_ref, State};
 
 /// Returns when a NotReady node's grace period ends next, if one is pending.
 pub fn run(pass: &mut Pass<'_>, st: &mut State, now: Instant) -> Option<Instant> {
     mark_lost_nodes(pass, st);
-    let grace = pass.planner.config.node_grace;
+    let grace = pass.node_grace;
     let mut wake: Option<Instant> = None;
     let mut evict = Vec::new();
     for name in &st.troubled_nodes {
@@ -111,11 +111,7 @@ fn evict_node(pass: &mut Pass<'_>, st: &mut State, node: &str, reason: &str, mes
         };
         let r = workload_ref(&alloc);
         st.dirty.insert(r.clone());
-        pass.planner
-            .metrics
-            .evictions
-            .with_label_values(&[reason])
-            .inc();
+        pass.metrics.evictions.with_label_values(&[reason]).inc();
         pass.event(
             ObjectRef {
                 kind: "Workload".into(),

@@ -3,9 +3,12 @@
 
 mod backoff;
 mod commit;
+mod events;
 mod gauges;
 mod lifecycle;
+mod pass;
 pub mod plan;
+mod status;
 mod workload;
 
 use std::sync::Arc;
@@ -18,7 +21,8 @@ use crate::cache::Cache;
 use crate::error::Result;
 use crate::metrics::Metrics;
 pub use commit::{allocation_key, Committed, Committer};
-pub use plan::{Plan, PlanConfig, Planner};
+pub use pass::Plan;
+pub use plan::{PlanConfig, Planner};
 
 /// How often the cluster gauges are recomputed.
 const GAUGE_PERIOD: Duration = Duration::from_secs(1);

@@ -12,11 +12,12 @@ use uni_core::model::{
 use uni_core::store::keys::{StatusKey, TypedKey};
 use uni_core::store::{Txn, TxnOp};
 
-use super::plan::{object_ref, set_schedulable, Pass};
+use super::pass::Pass;
+use super::status::{object_ref, set_schedulable};
 use crate::cache::State;
-use crate::placement::request::PodRequest;
-use crate::placement::select::{place, place_gang, Decision, Unschedulable};
-use crate::placement::snapshot::WorkloadRef;
+use uni_core::model::WorkloadRef;
+use uni_placement::ReplicaRequest;
+use uni_placement::{place, place_gang, Decision, Unschedulable};
 
 /// Why a workload (or part of it) could not be placed.
 struct Failure {
@@ -71,7 +72,7 @@ pub fn reconcile(pass: &mut Pass<'_>, st: &mut State, r: &WorkloadRef, now: Inst
 
 /// The workload is gone: free its allocations and forget its replica statuses.
 fn remove_workload(pass: &mut Pass<'_>, st: &mut State, r: &WorkloadRef) {
-    pass.planner.backoffs.succeed(r);
+    pass.backoffs.succeed(r);
     delete_all(pass, st, r);
     let replicas: Vec<u32> = st
         .statuses
@@ -122,7 +123,7 @@ fn inference(
             delete(pass, st, &id);
         }
     }
-    let req = PodRequest::from_workload(w);
+    let req = ReplicaRequest::from_workload(w);
     let mut failed = None;
     for replica in (0..desired).filter(|i| !have.contains(i)) {
         if pass.budget == 0 {
@@ -130,9 +131,8 @@ fn inference(
             return;
         }
         let started = Instant::now();
-        let decision = place(&st.snapshot, &req, &pass.planner.policy);
-        pass.planner
-            .metrics
+        let decision = place(&st.snapshot, &req, pass.policy, pass.mix);
+        pass.metrics
             .placement_duration
             .observe(started.elapsed().as_secs_f64());
         match decision {
@@ -163,7 +163,7 @@ fn training(
     now: Instant,
 ) {
     if w.status.phase.is_terminal() {
-        pass.planner.backoffs.succeed(r);
+        pass.backoffs.succeed(r);
         delete_all(pass, st, r);
         return;
     }
@@ -172,18 +172,17 @@ fn training(
         check_running_job(pass, st, r, w, spec, &allocs);
         return;
     }
-    let req = PodRequest::from_workload(w);
+    let req = ReplicaRequest::from_workload(w);
     let created = pass.now;
     let mut last = None;
     // Elastic: the largest gang that fits, from max down to min workers.
     for n in (spec.workers.min.max(1)..=spec.workers.max.max(1)).rev() {
         let reqs = vec![req.clone(); n as usize];
         let started = Instant::now();
-        let placed = place_gang(&mut st.snapshot, &reqs, &pass.planner.policy, |i, d| {
+        let placed = place_gang(&mut st.snapshot, &reqs, pass.policy, pass.mix, |i, d| {
             new_allocation(w, i as u32, &req, d, created)
         });
-        pass.planner
-            .metrics
+        pass.metrics
             .placement_duration
             .observe(started.elapsed().as_secs_f64());
         match placed {
@@ -305,7 +304,7 @@ fn check_running_job(
 fn new_allocation(
     w: &Workload,
     replica: u32,
-    req: &PodRequest,
+    req: &ReplicaRequest,
     d: &Decision,
     now: UnixMillis,
 ) -> Allocation {
@@ -398,12 +397,8 @@ fn finish(
 ) {
     match failed {
         Some(Failure { message, reason }) => {
-            pass.planner.backoffs.fail(r, now);
-            pass.planner
-                .metrics
-                .failures
-                .with_label_values(&[&reason])
-                .inc();
+            pass.backoffs.fail(r, now);
+            pass.metrics.failures.with_label_values(&[&reason]).inc();
             if w.status.message != message {
                 pass.event(
                     object_ref(w),
@@ -415,7 +410,7 @@ fn finish(
             }
         }
         None => {
-            pass.planner.backoffs.succeed(r);
+            pass.backoffs.succeed(r);
             if w.status.reason == "Unschedulable" {
                 pass.event(
                     object_ref(w),
