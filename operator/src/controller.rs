@@ -8,7 +8,7 @@ use futures::StreamExt;
 use kube::runtime::controller::{Action, Controller, Error as ControllerError};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
-use kube::{Api, ResourceExt};
+use kube::{Api, Resource};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_stream::wrappers::ReceiverStream;
@@ -83,7 +83,7 @@ async fn workloads<K: WorkloadResource>(
     Controller::new(api, watcher::Config::default())
         .reconcile_on(ReceiverStream::new(trigger))
         .graceful_shutdown_on(cancel.cancelled_owned())
-        .run(workload::reconcile::<K>, workload_error::<K>, ctx)
+        .run(workload::reconcile::<K>, retry_after, ctx)
         .for_each(|r| async move {
             match r {
                 Ok((obj, _)) => debug!(kind = K::KIND, object = %obj, "reconciled"),
@@ -101,7 +101,7 @@ async fn queues(ctx: Arc<Context>, cancel: CancellationToken) {
     let api: Api<Queue> = Api::all(ctx.client.clone());
     Controller::new(api, watcher::Config::default())
         .graceful_shutdown_on(cancel.cancelled_owned())
-        .run(queue::reconcile, queue_error, ctx)
+        .run(queue::reconcile, retry_after, ctx)
         .for_each(|r| async move {
             match r {
                 Ok((obj, _)) => debug!(object = %obj, "reconciled queue"),
@@ -112,25 +112,15 @@ async fn queues(ctx: Arc<Context>, cancel: CancellationToken) {
 }
 
 /// Retries a failed reconcile after the error's own delay or the object's backoff.
-fn retry_after(ctx: &Context, key: &str, err: &Error) -> Action {
+fn retry_after<K: Resource<DynamicType = ()>>(
+    obj: Arc<K>,
+    err: &Error,
+    ctx: Arc<Context>,
+) -> Action {
     let wait = match err {
         Error::Retry { after, .. } => *after,
-        _ => ctx.backoff.failed(key),
+        _ => ctx.backoff.failed(&*obj),
     };
-    warn!(object = key, error = %err, retry_in = ?wait, "reconcile failed");
+    warn!(object = %ObjectRef::from_obj(&*obj), error = %err, retry_in = ?wait, "reconcile failed");
     Action::requeue(wait)
-}
-
-fn workload_error<K: WorkloadResource>(obj: Arc<K>, err: &Error, ctx: Arc<Context>) -> Action {
-    let key = format!(
-        "{}/{}/{}",
-        K::KIND,
-        obj.namespace().unwrap_or_default(),
-        obj.name_any()
-    );
-    retry_after(&ctx, &key, err)
-}
-
-fn queue_error(obj: Arc<Queue>, err: &Error, ctx: Arc<Context>) -> Action {
-    retry_after(&ctx, &format!("Queue/{}", obj.name_any()), err)
 }

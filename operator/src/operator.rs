@@ -14,7 +14,7 @@ use crate::cli::RunArgs;
 use crate::controller::{self, Scope};
 use crate::error::{Error, Result};
 use crate::leader::{Elector, Timings};
-use crate::reconcile::backoff::Backoff;
+use crate::reconcile::backoff::ObjectBackoff;
 use crate::reconcile::Context;
 use crate::universal::Universal;
 
@@ -33,7 +33,7 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> Result<()> {
         universal,
         &identity,
         args.resync(),
-        Backoff::new(Duration::from_millis(500), Duration::from_secs(60)),
+        ObjectBackoff::new(Duration::from_millis(500), Duration::from_secs(60)),
     ));
     let scope = Scope {
         namespace: args.namespace.clone(),

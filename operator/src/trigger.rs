@@ -8,10 +8,10 @@ use kube::runtime::reflector::ObjectRef;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
+use uni_core::Backoff;
 use uni_proto::v1 as pb;
 
 use crate::crd::{InferenceService, TrainingJob};
-use crate::reconcile::backoff::delay;
 use crate::reconcile::workload::resource_of;
 use crate::universal::Universal;
 
@@ -46,7 +46,7 @@ pub async fn run(
     senders: Senders,
     cancel: CancellationToken,
 ) {
-    let mut failures = 0u32;
+    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
     loop {
         let started = tokio::select! {
             _ = cancel.cancelled() => return,
@@ -60,7 +60,7 @@ pub async fn run(
                 };
                 match msg {
                     Ok(Some(ev)) => {
-                        failures = 0;
+                        backoff.reset();
                         if let Some(w) = &ev.workload {
                             debug!(kind = ev.r#type, "universal workload event");
                             senders.route(w);
@@ -75,15 +75,8 @@ pub async fn run(
             },
             Err(e) => warn!(error = %e, "cannot watch universal workloads"),
         }
-        failures = failures.saturating_add(1);
-        let wait = delay(
-            Duration::from_millis(500),
-            Duration::from_secs(30),
-            failures,
-        );
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep(wait) => {}
+        if !backoff.wait(&cancel).await {
+            return;
         }
     }
 }

@@ -7,7 +7,7 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::Client;
 use tracing::warn;
 
-use super::backoff::Backoff;
+use super::backoff::ObjectBackoff;
 use super::events::Note;
 use crate::universal::Universal;
 
@@ -19,7 +19,7 @@ pub struct Context {
     pub resync: Duration,
     /// How soon to look again while a Universal object is shutting down.
     pub poll: Duration,
-    pub backoff: Backoff,
+    pub backoff: ObjectBackoff,
 }
 
 impl Context {
@@ -28,7 +28,7 @@ impl Context {
         universal: Universal,
         identity: &str,
         resync: Duration,
-        backoff: Backoff,
+        backoff: ObjectBackoff,
     ) -> Self {
         let reporter = Reporter {
             controller: crate::labels::OPERATOR.into(),

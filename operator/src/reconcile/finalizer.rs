@@ -1,5 +1,12 @@
 //! Adding and removing the operator's finalizer, guarded by the resource version read so a
 //! concurrent change makes the patch fail (and the reconcile retry) instead of losing it.
+//!
+//! Not `kube::runtime::finalizer`: that helper owns the reconcile's control flow, while here
+//! `decide` picks the finalizer steps like any other. With the helper, adding the finalizer
+//! would end the reconcile (here the same pass goes on to create), cleanup returning Ok
+//! removes the finalizer at once (here a workload still shutting down keeps it and requeues,
+//! which the helper could only express as an error), and errors would come wrapped in its
+//! `finalizer::Error<Error>`.
 
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Resource, ResourceExt};

@@ -1,159 +1,126 @@
-//! Reconciling a Queue: the same decision core as workloads, with queues that exist without
-//! the operator adopted (the resource is the source of truth) and the built-in "default"
-//! queue never deleted.
+//! Reconciling a Queue: mirrored as a Universal queue by the shared step driver. Queues that
+//! exist without the operator are adopted (the resource is the source of truth) and the
+//! built-in "default" queue is never deleted.
 
 use std::sync::Arc;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use k8s_openapi::jiff::Timestamp;
-use kube::api::{Patch, PatchParams};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
-use serde_json::json;
-use tonic::Code;
-use tracing::info;
+use tonic::Status;
 use uni_proto::v1 as pb;
 
 use super::context::Context;
-use super::decide::{decide, Observed, ResourceState, Step, Wanted};
-use super::events::{for_step, for_transitions, Note};
-use super::finalizer;
+use super::decide::{Observed, Step, Wanted};
+use super::driver::{self, Deletion, Mirror};
+use super::events::{for_step, Note};
 use super::queue_status::queue_status;
+use super::status::Verdict;
 use crate::convert::{desired_queue, Counts};
-use crate::crd::Queue;
-use crate::error::{Error, Result};
-use crate::labels;
+use crate::crd::{Queue, QueueStatus};
+use crate::error::Result;
+use crate::universal::Universal;
 
 /// Universal's built-in queue: mirrored like any other, never deleted.
 pub const DEFAULT_QUEUE: &str = "default";
 
-const MAX_STEPS: usize = 6;
-
 pub async fn reconcile(obj: Arc<Queue>, ctx: Arc<Context>) -> Result<Action> {
     let name = obj.name_any();
-    let action = run(&obj, &ctx, &name).await?;
-    ctx.backoff.succeeded(&format!("Queue/{name}"));
-    Ok(action)
+    let (queue, fingerprint) = desired_queue(&obj);
+    let mirror = QueueMirror {
+        obj: &obj,
+        api: Api::all(ctx.client.clone()),
+        what: format!("queue {name}"),
+        name,
+        queue,
+        fingerprint,
+    };
+    driver::reconcile(&mirror, &ctx).await
 }
 
-async fn run(obj: &Queue, ctx: &Context, name: &str) -> Result<Action> {
-    let api: Api<Queue> = Api::all(ctx.client.clone());
-    let regarding = obj.object_ref(&());
-    let what = format!("queue {name}");
-    let (queue, fingerprint) = desired_queue(obj);
-    let mut state = ResourceState {
-        deleting: obj.meta().deletion_timestamp.is_some(),
-        has_finalizer: finalizer::has(obj),
-    };
-    let mut notes: Vec<Note> = Vec::new();
-    let mut outcome: Option<(Result<(), String>, Option<pb::Queue>)> = None;
-    for _ in 0..MAX_STEPS {
-        let current = ctx.universal.get_queue(name).await?;
-        let observed = current.as_ref().map(Observed::queue);
-        let wanted = Wanted {
-            fingerprint: &fingerprint,
+struct QueueMirror<'a> {
+    obj: &'a Queue,
+    api: Api<Queue>,
+    name: String,
+    /// Names the Universal object in events.
+    what: String,
+    queue: pb::Queue,
+    fingerprint: String,
+}
+
+impl Mirror for QueueMirror<'_> {
+    type Resource = Queue;
+    type Object = pb::Queue;
+    type Status = QueueStatus;
+
+    fn resource(&self) -> &Queue {
+        self.obj
+    }
+
+    fn api(&self) -> &Api<Queue> {
+        &self.api
+    }
+
+    fn wanted(&self) -> Result<Wanted<'_>, &str> {
+        Ok(Wanted {
+            fingerprint: &self.fingerprint,
             counts: Counts::default(),
-        };
-        let step = decide(state, Ok(wanted), observed.as_ref());
-        let done = match &step {
-            Step::AddFinalizer => {
-                finalizer::add(&api, obj).await?;
-                state.has_finalizer = true;
-                None
+        })
+    }
+
+    fn observe(q: &pb::Queue) -> Observed {
+        Observed::queue(q)
+    }
+
+    /// Queues announce their spec writes only.
+    fn note(&self, step: &Step) -> Option<Note> {
+        match step {
+            Step::Create | Step::Update { .. } => {
+                for_step(step, &self.what, self.obj.status.is_some())
             }
-            Step::Create => match ctx.universal.create_queue(queue.clone()).await {
-                Ok(q) => Some((Ok(()), Some(q))),
-                Err(s) if s.code() == Code::AlreadyExists => continue,
-                Err(s) if s.code() == Code::InvalidArgument => {
-                    Some((Err(s.message().to_string()), None))
-                }
-                Err(s) => return Err(s.into()),
-            },
-            Step::Update { expected } => {
-                match ctx.universal.update_queue(queue.clone(), *expected).await {
-                    Ok(q) => Some((Ok(()), Some(q))),
-                    Err(s) if matches!(s.code(), Code::Aborted | Code::NotFound) => continue,
-                    Err(s) if s.code() == Code::InvalidArgument => {
-                        Some((Err(s.message().to_string()), current))
-                    }
-                    Err(s) => return Err(s.into()),
-                }
-            }
-            Step::Delete { .. } if name == DEFAULT_QUEUE => {
-                // Universal keeps its default queue; releasing the resource is all there is.
-                finalizer::remove(&api, obj).await?;
-                return Ok(Action::await_change());
-            }
-            Step::Delete { expected } => match ctx.universal.delete_queue(name, *expected).await {
-                Ok(()) => None,
-                Err(Error::Universal(s)) if s.code() == Code::FailedPrecondition => {
-                    ctx.publish(
-                        &regarding,
-                        Note {
-                            warning: true,
-                            reason: "QueueInUse".into(),
-                            action: "Delete",
-                            message: s.message().to_string(),
-                        },
-                    )
-                    .await;
-                    return Err(Error::Retry {
-                        reason: format!("queue {name} is still in use"),
-                        after: ctx.resync,
-                    });
-                }
-                Err(e) => return Err(e),
-            },
-            Step::RemoveFinalizer => {
-                finalizer::remove(&api, obj).await?;
-                info!(name, "universal queue gone; finalizer removed");
-                return Ok(Action::await_change());
-            }
-            Step::WaitForDeletion => return Ok(Action::requeue(ctx.poll)),
-            Step::Nothing => return Ok(Action::await_change()),
-            Step::InSync | Step::Scale { .. } => Some((Ok(()), current)),
-            Step::Reject { message } | Step::Conflict { message } => {
-                Some((Err(message.clone()), current))
-            }
-        };
-        if matches!(step, Step::Create | Step::Update { .. })
-            && done.as_ref().is_some_and(|(v, _)| v.is_ok())
-        {
-            notes.extend(for_step(&step, &what, obj.status.is_some()));
-        }
-        if let Some(o) = done {
-            outcome = Some(o);
-            break;
+            _ => None,
         }
     }
-    let Some((verdict, observed)) = outcome else {
-        return Err(Error::Retry {
-            reason: format!("queue {name} did not settle"),
-            after: ctx.poll,
-        });
-    };
-    let now = Time(Timestamp::now());
-    let status = queue_status(
-        obj.status.as_ref(),
-        obj.meta().generation,
-        &verdict,
-        observed.as_ref(),
-        &now,
-    );
-    if obj.status.as_ref() != Some(&status) {
-        let body = json!({
-            "apiVersion": Queue::api_version(&()),
-            "kind": Queue::kind(&()),
-            "status": status,
-        });
-        let params = PatchParams::apply(labels::OPERATOR).force();
-        api.patch_status(name, &params, &Patch::Apply(&body))
-            .await?;
-        let before = obj.status.as_ref().map_or(&[][..], |s| &s.conditions[..]);
-        notes.extend(for_transitions(before, &status.conditions));
+
+    fn written(&self) -> Option<&QueueStatus> {
+        self.obj.status.as_ref()
     }
-    for n in notes {
-        ctx.publish(&regarding, n).await;
+
+    fn status(&self, verdict: &Verdict, observed: Option<&pb::Queue>, now: &Time) -> QueueStatus {
+        let verdict = match verdict {
+            Verdict::Accepted => Ok(()),
+            Verdict::Rejected { message, .. } => Err(message.clone()),
+        };
+        let generation = self.obj.meta().generation;
+        queue_status(self.written(), generation, &verdict, observed, now)
     }
-    Ok(Action::requeue(ctx.resync))
+
+    fn conditions(status: &QueueStatus) -> &[Condition] {
+        &status.conditions
+    }
+
+    async fn get(&self, u: &Universal) -> Result<Option<pb::Queue>> {
+        u.get_queue(&self.name).await
+    }
+
+    async fn create(&self, u: &Universal) -> Result<pb::Queue, Status> {
+        u.create_queue(self.queue.clone()).await
+    }
+
+    async fn update(&self, u: &Universal, expected: i64) -> Result<pb::Queue, Status> {
+        u.update_queue(self.queue.clone(), expected).await
+    }
+
+    /// Never asked: a queue's counts are empty on both sides.
+    async fn scale(&self, _: &Universal, _: Counts, _: i64) -> Result<pb::Queue, Status> {
+        Err(Status::unimplemented("queues have no replica counts"))
+    }
+
+    async fn delete(&self, u: &Universal, expected: i64) -> Result<Deletion> {
+        if self.name == DEFAULT_QUEUE {
+            return Ok(Deletion::Kept);
+        }
+        u.delete_queue(&self.name, expected).await?;
+        Ok(Deletion::Requested)
+    }
 }
