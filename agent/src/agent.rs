@@ -25,7 +25,8 @@ use crate::logs::LogServer;
 use crate::metrics::{self, Metrics};
 use crate::registration::{Identity, Registration};
 use crate::runtime::{
-    Ctx, FinishedRuns, OnShutdown, Registry, Runtime, RuntimeOptions, ShimMode, StatusReporter,
+    register_replica_metrics, FinishedRuns, OnShutdown, ReplicaHost, ReplicaTable, Runtime,
+    RuntimeOptions, ShimMode, StatusReporter,
 };
 use crate::server;
 
@@ -170,11 +171,11 @@ impl Agent {
 
         let metrics = Metrics::new()?;
         let finished = FinishedRuns::new(config.data_dir.join("finished"));
-        let registry = Registry::with_finished(finished.clone());
-        metrics.watch_replicas(registry.clone())?;
+        let replicas = ReplicaTable::with_finished(finished.clone());
+        register_replica_metrics(&metrics, replicas.clone())?;
         let reporter = StatusReporter::default();
         let has_accelerators = !valued.inventory.accelerators.is_empty();
-        let ctx = Arc::new(Ctx {
+        let replica_host = Arc::new(ReplicaHost {
             node: config.node_name.clone(),
             store: self.store.clone(),
             root,
@@ -182,10 +183,10 @@ impl Agent {
             shim,
             reporter: reporter.clone(),
             metrics: metrics.clone(),
-            registry: registry.clone(),
+            replicas: replicas.clone(),
             finished,
             opts: opts.clone(),
-            base_env: Ctx::inherited_env(),
+            base_env: ReplicaHost::inherited_env(),
             has_accelerators,
         });
 
@@ -194,7 +195,7 @@ impl Agent {
         let mut tasks = JoinSet::new();
         let log_streams = TaskTracker::new();
         let logs = LogServer::new(
-            Arc::new(registry),
+            Arc::new(replicas),
             config.node_name.clone(),
             log_streams.clone(),
             rest_cancel.clone(),
@@ -250,7 +251,7 @@ impl Agent {
             revoke_on_exit: opts.on_shutdown == OnShutdown::Stop,
         };
         tasks.spawn(registration.run(rest_cancel.clone()));
-        let runtime = tokio::spawn(Runtime::new(ctx).run(runtime_cancel.clone()));
+        let runtime = tokio::spawn(Runtime::new(replica_host).run(runtime_cancel.clone()));
         Ok(RunningAgent {
             grpc_addr,
             metrics_addr,

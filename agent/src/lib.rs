@@ -18,6 +18,7 @@ pub mod error;
 pub mod logs;
 pub mod metrics;
 pub mod probe;
+pub mod process;
 pub mod registration;
 pub mod runtime;
 pub mod server;

@@ -12,6 +12,7 @@ use uni_agent::agent::detect_address;
 use uni_agent::config::{Cli, Command, Config};
 use uni_agent::{shim, simulate, Agent};
 use uni_core::store::{EtcdStore, KvStore};
+use uni_core::Backoff;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -102,7 +103,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
 /// Connects to etcd, retrying until it answers or the agent is told to stop.
 async fn connect(endpoints: &[String], stop: &CancellationToken) -> Option<Arc<dyn KvStore>> {
-    let mut backoff = Duration::from_millis(200);
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
     loop {
         match EtcdStore::connect(endpoints)
             .await
@@ -111,11 +112,9 @@ async fn connect(endpoints: &[String], stop: &CancellationToken) -> Option<Arc<d
             Ok(s) => return Some(Arc::new(s)),
             Err(e) => warn!(error = %format!("{e:#}"), "etcd unreachable; retrying"),
         }
-        tokio::select! {
-            _ = stop.cancelled() => return None,
-            _ = tokio::time::sleep(backoff) => {}
+        if !backoff.wait(stop).await {
+            return None;
         }
-        backoff = (backoff * 2).min(Duration::from_secs(5));
     }
 }
 

@@ -1,22 +1,18 @@
-//! Prometheus metrics on `/metrics`: replicas running, restarts, probe failures, and per
-//! replica cgroup usage (read at scrape time), plus registration and simulation gauges.
+//! Prometheus metrics on `/metrics`: restarts, probe failures, store errors, registration and
+//! simulation gauges, and collectors others register (the runtime's per-replica usage).
 
 use std::net::SocketAddr;
 
 use axum::routing::get;
 use axum::Router;
-use prometheus::core::{Collector, Desc};
-use prometheus::proto::MetricFamily;
-use prometheus::{
-    CounterVec, Encoder, GaugeVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
-};
+use prometheus::core::Collector;
+use prometheus::{Encoder, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
-use crate::runtime::Registry as Replicas;
 
-const REPLICA_LABELS: &[&str] = &["namespace", "workload", "replica"];
+pub(crate) const REPLICA_LABELS: &[&str] = &["namespace", "workload", "replica"];
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -29,7 +25,7 @@ pub struct Metrics {
     pub simulated_replicas: IntGauge,
 }
 
-fn prom(e: prometheus::Error) -> Error {
+pub(crate) fn prom(e: prometheus::Error) -> Error {
     Error::Server(format!("metrics: {e}"))
 }
 
@@ -90,85 +86,20 @@ impl Metrics {
         Ok(m)
     }
 
-    /// Adds the per-replica metrics read from the runtime at scrape time.
-    pub fn watch_replicas(&self, replicas: Replicas) -> Result<()> {
-        let c = ReplicaCollector::new(replicas)?;
-        self.registry.register(Box::new(c)).map_err(prom)
+    /// Counts a failed store operation `op` (e.g. `register`).
+    pub fn store_error(&self, op: &str) {
+        self.store_errors.with_label_values(&[op]).inc();
+    }
+
+    /// Adds a collector read at scrape time (the runtime's per-replica usage).
+    pub fn register(&self, collector: Box<dyn Collector>) -> Result<()> {
+        self.registry.register(collector).map_err(prom)
     }
 
     pub fn render(&self) -> String {
         let mut out = Vec::new();
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
         String::from_utf8_lossy(&out).into_owned()
-    }
-}
-
-/// Replicas running, and each replica's cgroup usage.
-struct ReplicaCollector {
-    replicas: Replicas,
-    running: IntGauge,
-    memory: GaugeVec,
-    cpu: CounterVec,
-}
-
-impl ReplicaCollector {
-    fn new(replicas: Replicas) -> Result<Self> {
-        Ok(Self {
-            replicas,
-            running: IntGauge::new(
-                "universal_agent_replicas_running",
-                "Replicas with a running process on this node.",
-            )
-            .map_err(prom)?,
-            memory: GaugeVec::new(
-                Opts::new(
-                    "universal_agent_replica_memory_bytes",
-                    "Memory in use by a replica's cgroup.",
-                ),
-                REPLICA_LABELS,
-            )
-            .map_err(prom)?,
-            cpu: CounterVec::new(
-                Opts::new(
-                    "universal_agent_replica_cpu_seconds_total",
-                    "CPU time used by a replica's cgroup.",
-                ),
-                REPLICA_LABELS,
-            )
-            .map_err(prom)?,
-        })
-    }
-}
-
-impl Collector for ReplicaCollector {
-    fn desc(&self) -> Vec<&Desc> {
-        let mut d = self.running.desc();
-        d.extend(self.memory.desc());
-        d.extend(self.cpu.desc());
-        d
-    }
-
-    fn collect(&self) -> Vec<MetricFamily> {
-        let entries = self.replicas.snapshot();
-        self.running
-            .set(entries.iter().filter(|e| e.running).count() as i64);
-        self.memory.reset();
-        self.cpu.reset();
-        for e in &entries {
-            let Some(cg) = &e.cgroup else { continue };
-            let replica = e.replica.to_string();
-            let labels = [e.namespace.as_str(), e.workload.as_str(), replica.as_str()];
-            if let Some(bytes) = cg.memory_bytes() {
-                self.memory.with_label_values(&labels).set(bytes as f64);
-            }
-            if let Some(secs) = cg.cpu_seconds() {
-                self.cpu.with_label_values(&labels).inc_by(secs);
-            }
-        }
-        let mut out = self.running.collect();
-        out.extend(self.memory.collect());
-        out.extend(self.cpu.collect());
-        out
     }
 }
 

@@ -9,15 +9,17 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use uni_core::model::condition::{set_condition, types};
 use uni_core::model::{Condition, ConditionStatus, Node, ObjectMeta, UnixMillis};
 use uni_core::store::keys::{NodeKey, TypedKey};
+use uni_core::store::watcher::Event;
 use uni_core::store::{
-    codec, Compare, CompareOp, EventKind, KvStore, LeaseId, LeaseKeeper, Revision, Txn, TxnOp,
+    codec, Compare, CompareOp, KeyValue, KvStore, LeaseId, LeaseKeeper, Revision, Txn, TxnOp,
+    Watcher,
 };
+use uni_core::Backoff;
 
 use crate::capacity::Valued;
 use crate::error::{Error, Result};
@@ -25,7 +27,10 @@ use crate::metrics::Metrics;
 
 /// Condition saying whether replicas get resource limits.
 pub const RESOURCE_LIMITS: &str = "ResourceLimits";
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Between failed attempts to register.
+const RETRY: Backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+/// Keys per range page; node values are a few KiB, and a response must stay under 4 MiB.
+pub(crate) const NODE_PAGE: usize = 200;
 const CAS_ATTEMPTS: usize = 10;
 
 /// What the agent says about itself in the node's status.
@@ -167,7 +172,7 @@ impl Registration {
             }
         };
         let mut lease: Option<LeaseKeeper> = None;
-        let mut backoff = Duration::from_millis(200);
+        let mut backoff = RETRY;
         let mut registered_once = false;
         // A lost lease etcd may still hold (it restores leases after a restart): revoked once
         // the node is written under the new one, so its expiry cannot delete anything.
@@ -181,12 +186,9 @@ impl Registration {
                 None => match LeaseKeeper::grant(self.store.clone(), self.lease_ttl).await {
                     Ok(l) => lease.insert(l),
                     Err(e) => {
-                        self.metrics
-                            .store_errors
-                            .with_label_values(&["lease_grant"])
-                            .inc();
+                        self.metrics.store_error("lease_grant");
                         warn!(error = %e, "cannot reach the store to register; workloads keep running, retrying");
-                        if sleep(&cancel, &mut backoff).await {
+                        if !backoff.wait(&cancel).await {
                             break;
                         }
                         continue;
@@ -195,23 +197,17 @@ impl Registration {
             };
             let id = keeper.id();
             let lost = keeper.lost();
-            let revision = match write(&*self.store, &self.identity, &self.valued, id).await {
-                Ok(r) => r,
-                Err(e) => {
-                    self.metrics
-                        .store_errors
-                        .with_label_values(&["register"])
-                        .inc();
-                    if matches!(e, Error::Store(uni_core::Error::LeaseNotFound(_))) {
-                        lease = None;
-                    }
-                    warn!(error = %e, "registering the node failed; retrying");
-                    if sleep(&cancel, &mut backoff).await {
-                        break;
-                    }
-                    continue;
+            if let Err(e) = write(&*self.store, &self.identity, &self.valued, id).await {
+                self.metrics.store_error("register");
+                if matches!(e, Error::Store(uni_core::Error::LeaseNotFound(_))) {
+                    lease = None;
                 }
-            };
+                warn!(error = %e, "registering the node failed; retrying");
+                if !backoff.wait(&cancel).await {
+                    break;
+                }
+                continue;
+            }
             self.metrics.registered.set(1);
             if let Some(old) = stale.take() {
                 let _ = tokio::time::timeout(Duration::from_secs(2), self.store.lease_revoke(old))
@@ -221,8 +217,8 @@ impl Registration {
                 info!(node = %self.identity.name, lease = id, "node registered");
                 registered_once = true;
             }
-            backoff = Duration::from_millis(200);
-            match self.hold(&key, id, revision, &lost, &cancel).await {
+            backoff.reset();
+            match self.hold(&key, id, &lost, &cancel).await {
                 None => break,
                 Some(Again::LeaseLost) => {
                     self.metrics.registered.set(0);
@@ -234,7 +230,7 @@ impl Registration {
                     info!("node key rewritten or deleted by someone else; registering again")
                 }
                 Some(Again::WatchEnded) => {
-                    if sleep(&cancel, &mut backoff).await {
+                    if !backoff.wait(&cancel).await {
                         break;
                     }
                 }
@@ -254,17 +250,11 @@ impl Registration {
         &mut self,
         key: &str,
         lease: LeaseId,
-        revision: Revision,
         lost: &CancellationToken,
         cancel: &CancellationToken,
     ) -> Option<Again> {
-        let mut stream = match self.store.watch(key, revision + 1).await {
-            Ok(s) => Some(s),
-            Err(e) => {
-                warn!(error = %e, "watching the node key failed");
-                None
-            }
-        };
+        // Lists the key first: a change since our write shows in the listing.
+        let mut watcher = Watcher::new(self.store.clone(), key).page_size(NODE_PAGE);
         let period = self
             .rediscover
             .as_ref()
@@ -286,40 +276,32 @@ impl Registration {
                         }
                     }
                 }
-                batch = next(&mut stream) => match batch {
-                    Some(Ok(events)) => {
-                        for e in events.iter().filter(|e| e.kv.key == key) {
-                            let ours = e.kind == EventKind::Put
-                                && e.kv.lease == lease
-                                && codec::decode::<Node>(key, &e.kv.value).is_ok_and(|n| n.status.ready);
-                            if !ours {
-                                return Some(Again::Rewritten);
-                            }
+                events = watcher.next() => match events {
+                    Ok(events) => {
+                        if events.iter().any(|e| rewritten(e, key, lease)) {
+                            return Some(Again::Rewritten);
                         }
                     }
-                    _ => return Some(Again::WatchEnded),
+                    Err(e) => {
+                        warn!(error = %e, "watching the node key failed");
+                        return Some(Again::WatchEnded);
+                    }
                 },
             }
         }
     }
 }
 
-async fn next(
-    stream: &mut Option<uni_core::store::WatchStream>,
-) -> Option<uni_core::Result<Vec<uni_core::store::WatchEvent>>> {
-    match stream {
-        Some(s) => s.next().await,
-        None => std::future::pending().await,
-    }
-}
-
-/// Sleeps the backoff (doubling it); true when cancelled meanwhile.
-async fn sleep(cancel: &CancellationToken, backoff: &mut Duration) -> bool {
-    let d = *backoff;
-    *backoff = (*backoff * 2).min(MAX_BACKOFF);
-    tokio::select! {
-        _ = cancel.cancelled() => true,
-        _ = tokio::time::sleep(d) => false,
+/// Whether `event` shows our node key as not (or no longer) ours: a prefix watch of
+/// `nodes/a` also sees `nodes/ab`, so only the exact key counts.
+fn rewritten(event: &Event, key: &str, lease: LeaseId) -> bool {
+    let ours = |kv: &KeyValue| {
+        kv.lease == lease && codec::decode::<Node>(key, &kv.value).is_ok_and(|n| n.status.ready)
+    };
+    match event {
+        Event::Restarted { kvs, .. } => !kvs.iter().any(|kv| kv.key == key && ours(kv)),
+        Event::Applied(kv) => kv.key == key && !ours(kv),
+        Event::Deleted(kv) => kv.key == key,
     }
 }
 

@@ -6,7 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use uni_agent::runtime::process;
+use uni_agent::process;
 use uni_core::model::ReplicaPhase;
 
 /// Ignores SIGTERM, starts two children that ignore it too, and one in a new session.

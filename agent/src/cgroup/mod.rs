@@ -236,7 +236,7 @@ impl Cgroup {
             }
         }
         for pid in self.pids() {
-            crate::runtime::process::signal_pid(pid, signal);
+            crate::process::signal_pid(pid, signal);
         }
     }
 

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use uni_core::model::{Allocation, DeviceBinding, EnvVar};
 use uni_core::units::MILLI_PER_DEVICE;
 
-use super::policy::{Kind, Policy};
+use super::run_spec::{Kind, RunSpec};
 
 /// Variables passed through from the agent's environment when set.
 const INHERITED: &[&str] = &["PATH", "LANG", "LC_ALL", "TZ", "HOME", "USER"];
@@ -54,7 +54,7 @@ pub fn device_share(devices: &[DeviceBinding]) -> String {
 
 /// The whole environment of one run.
 pub fn build(
-    policy: &Policy,
+    spec: &RunSpec,
     alloc: &Allocation,
     base: &[(String, String)],
     node_has_accelerators: bool,
@@ -65,7 +65,7 @@ pub fn build(
             env.insert(v.name.clone(), v.value.clone());
         }
     };
-    set(&policy.env);
+    set(&spec.env);
     set(&alloc.env);
     let mut own = vec![
         EnvVar::new("UNIVERSAL_NAMESPACE", &alloc.namespace),
@@ -74,7 +74,7 @@ pub fn build(
         EnvVar::new("UNIVERSAL_ALLOCATION_ID", &alloc.id),
         EnvVar::new("UNIVERSAL_NODE", &alloc.node),
     ];
-    if policy.kind == Kind::Inference && alloc.port != 0 {
+    if spec.kind == Kind::Inference && alloc.port != 0 {
         own.push(EnvVar::new("PORT", alloc.port.to_string()));
     }
     if !alloc.devices.is_empty() || node_has_accelerators {
@@ -121,10 +121,10 @@ mod tests {
 
     #[test]
     fn inference_gets_port_devices_and_share() {
-        let policy = Policy {
+        let spec = RunSpec {
             kind: Kind::Inference,
             env: vec![EnvVar::new("A", "template"), EnvVar::new("PORT", "1")],
-            ..Policy::default()
+            ..RunSpec::default()
         };
         let alloc = Allocation {
             id: "ns.w.0.x".into(),
@@ -139,7 +139,7 @@ mod tests {
             }],
             ..Allocation::default()
         };
-        let env = build(&policy, &alloc, &[("PATH".into(), "/bin".into())], true);
+        let env = build(&spec, &alloc, &[("PATH".into(), "/bin".into())], true);
         assert_eq!(lookup(&env, "PORT"), Some("31000"));
         assert_eq!(lookup(&env, "A"), Some("template"));
         assert_eq!(lookup(&env, "CUDA_VISIBLE_DEVICES"), Some("GPU-abc"));
@@ -150,9 +150,9 @@ mod tests {
 
     #[test]
     fn training_keeps_the_schedulers_rank_variables() {
-        let policy = Policy {
+        let spec = RunSpec {
             kind: Kind::Training,
-            ..Policy::default()
+            ..RunSpec::default()
         };
         let alloc = Allocation {
             port: 29500,
@@ -163,7 +163,7 @@ mod tests {
             ],
             ..Allocation::default()
         };
-        let env = build(&policy, &alloc, &[], false);
+        let env = build(&spec, &alloc, &[], false);
         assert_eq!(lookup(&env, "RANK"), Some("1"));
         assert_eq!(lookup(&env, "MASTER_ADDR"), Some("10.0.0.1"));
         assert_eq!(lookup(&env, "PORT"), None);
@@ -172,7 +172,7 @@ mod tests {
 
     #[test]
     fn a_replica_without_devices_on_a_gpu_node_sees_none() {
-        let env = build(&Policy::default(), &Allocation::default(), &[], true);
+        let env = build(&RunSpec::default(), &Allocation::default(), &[], true);
         assert_eq!(lookup(&env, "CUDA_VISIBLE_DEVICES"), Some(""));
         assert_eq!(lookup(&env, "NVIDIA_VISIBLE_DEVICES"), Some("void"));
         assert_eq!(device_share(&[]), "1");

@@ -7,7 +7,7 @@ use std::process::Stdio;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use super::process;
+use crate::process;
 use crate::shim::{
     read_json, supervise, write_json, ExitInfo, LaunchResult, LaunchSpec, Launched, EXIT_FILE,
     LAUNCHED_FILE, SPEC_FILE,

@@ -14,10 +14,12 @@ use tracing::{debug, warn};
 use uni_core::model::ReplicaStatus;
 use uni_core::store::keys::{AllocationKey, StatusKey, TypedKey};
 use uni_core::store::{codec, Compare, CompareOp, KvStore, Txn, TxnOp};
+use uni_core::Backoff;
 
 use crate::error::Result;
 
-const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// Between failed flushes.
+const RETRY: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
 const CAS_ATTEMPTS: usize = 5;
 /// Status writes in flight at once.
 const CONCURRENCY: usize = 32;
@@ -58,7 +60,7 @@ impl StatusReporter {
 
     /// Writes pending updates until cancelled; then tries once more to flush.
     pub async fn run(self, store: Arc<dyn KvStore>, cancel: CancellationToken) {
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = RETRY;
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => break,
@@ -66,14 +68,12 @@ impl StatusReporter {
             }
             loop {
                 if self.flush_once(&*store).await {
-                    backoff = Duration::from_millis(100);
+                    backoff.reset();
                     break;
                 }
-                tokio::select! {
-                    _ = cancel.cancelled() => return,
-                    _ = tokio::time::sleep(backoff) => {}
+                if !backoff.wait(&cancel).await {
+                    return;
                 }
-                backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
         let _ = tokio::time::timeout(Duration::from_secs(2), self.flush_once(&*store)).await;

@@ -1,13 +1,13 @@
 //! What the agent keeps on disk per allocation, under `DATA_DIR/replicas/ALLOCATION_ID/`:
 //! `state.json` (run number, restarts, cgroup, the shim's and process's pid and start time,
-//! the policy) and `runs/N/` per run. A restarted agent reads it to re-adopt.
+//! the run spec) and `runs/N/` per run. A restarted agent reads it to re-adopt.
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use uni_core::model::Allocation;
 
-use super::policy::Policy;
+use super::run_spec::RunSpec;
 use crate::cgroup::Cgroup;
 use crate::error::Result;
 use crate::shim::{read_json, write_json, Launched};
@@ -19,7 +19,9 @@ const RUNS_KEPT: u32 = 2;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReplicaState {
     pub allocation: Allocation,
-    pub policy: Policy,
+    /// Named `policy` on disk, as agents before the rename wrote it.
+    #[serde(rename = "policy")]
+    pub run_spec: RunSpec,
     /// Number of the current run, from 1; 0 before the first.
     pub run: u32,
     pub restarts: u32,

@@ -12,7 +12,7 @@ use uni_core::model::UnixMillis;
 
 use super::{write_json, ExitInfo, LaunchResult, LaunchSpec, Launched, EXIT_FILE, LAUNCHED_FILE};
 use crate::logs::{copy_lines, LogWriter, Stream};
-use crate::runtime::process;
+use crate::process;
 
 /// How long to wait for the output of a finished process to be copied when a descendant that
 /// escaped every kill still holds the pipes (only possible on an agent thread).

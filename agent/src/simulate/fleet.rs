@@ -12,23 +12,29 @@ use tracing::{info, warn};
 use uni_core::catalog::Catalog;
 use uni_core::model::{Allocation, Node, ReplicaPhase, ReplicaStatus, UnixMillis};
 use uni_core::store::keys::{AllocationKey, NodeKey, StatusKey, TypedKey};
-use uni_core::store::{codec, Compare, CompareOp, EventKind, KvStore, RangeOptions, Txn, TxnOp};
+use uni_core::store::watcher::Event;
+use uni_core::store::{
+    codec, Compare, CompareOp, KeyValue, KvStore, RangeOptions, Txn, TxnOp, Watcher,
+};
+use uni_core::Backoff;
 
 use super::profile::{expand, ProfileNode};
 use super::SimulateConfig;
 use crate::agent::VERSION;
 use crate::capacity::{self, Reserve, Valued};
 use crate::metrics::Metrics;
-use crate::registration::{self, Identity};
+use crate::registration::{self, Identity, NODE_PAGE};
 use crate::runtime::StatusReporter;
 
 /// Store calls in flight at once.
 const CONCURRENCY: usize = 64;
 /// Nodes written per transaction.
 const BATCH: usize = 64;
-/// Keys per range page; node values are a few KiB, and a response must stay under 4 MiB.
-const NODE_PAGE: usize = 200;
 const ALLOCATION_PAGE: usize = 1000;
+/// Between failed registration rounds.
+const REGISTER_RETRY: Backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+/// Between failed listings or watches of the allocations: a fixed second.
+const ALLOCATIONS_RETRY: Backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(1));
 
 struct SimNode {
     name: String,
@@ -151,7 +157,7 @@ impl Fleet {
     }
 
     async fn register(&self, mut todo: Vec<usize>, cancel: &CancellationToken) {
-        let mut backoff = Duration::from_millis(200);
+        let mut backoff = REGISTER_RETRY;
         while !todo.is_empty() && !cancel.is_cancelled() {
             todo = self.register_once(todo).await;
             if !todo.is_empty() {
@@ -159,11 +165,9 @@ impl Fleet {
                     left = todo.len(),
                     "registering simulated nodes failed; retrying"
                 );
-                tokio::select! {
-                    _ = cancel.cancelled() => return,
-                    _ = tokio::time::sleep(backoff) => {}
+                if !backoff.wait(cancel).await {
+                    return;
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
             }
         }
         self.metrics.simulated_nodes.set(self.registered() as i64);
@@ -356,93 +360,63 @@ impl Fleet {
     /// Reports every allocation on a simulated node Running; deletes its status when the
     /// allocation goes.
     pub async fn run_allocations(self: Arc<Self>, cancel: CancellationToken) {
-        let prefix = AllocationKey::prefix();
+        let mut watcher = Watcher::new(self.store.clone(), AllocationKey::prefix())
+            .page_size(ALLOCATION_PAGE)
+            .backoff(ALLOCATIONS_RETRY);
         loop {
-            let listed = tokio::select! {
+            let events = tokio::select! {
                 _ = cancel.cancelled() => return,
-                r = self.list(&prefix) => r,
+                e = watcher.next() => e,
             };
-            let (allocs, revision) = match listed {
-                Ok(l) => l,
-                Err(e) => {
-                    warn!(error = %e, "listing allocations failed; retrying");
-                    tokio::select! {
-                        _ = cancel.cancelled() => return,
-                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            match events {
+                Ok(events) => {
+                    for e in events {
+                        self.apply(e);
                     }
-                    continue;
                 }
-            };
-            let ids: HashSet<String> = allocs.iter().map(|a| a.id.clone()).collect();
-            let gone: Vec<String> = self
-                .running
-                .lock()
-                .map(|r| r.keys().filter(|id| !ids.contains(*id)).cloned().collect())
-                .unwrap_or_default();
-            for id in gone {
-                self.stop(&id);
-            }
-            for a in allocs {
-                self.start(&a);
-            }
-            let mut stream = match self.store.watch(&prefix, revision + 1).await {
-                Ok(s) => s,
-                Err(_) => continue,
-            };
-            loop {
-                let batch = tokio::select! {
-                    _ = cancel.cancelled() => return,
-                    b = stream.next() => b,
-                };
-                match batch {
-                    Some(Ok(events)) => {
-                        for e in events {
-                            match e.kind {
-                                EventKind::Put => {
-                                    if let Ok(a) =
-                                        codec::decode::<Allocation>(&e.kv.key, &e.kv.value)
-                                    {
-                                        self.start(&a);
-                                    }
-                                }
-                                EventKind::Delete => {
-                                    if let Ok(k) = AllocationKey::parse(&e.kv.key) {
-                                        self.stop(&k.id);
-                                    }
-                                }
-                            }
-                        }
-                    }
-                    _ => break,
-                }
+                Err(e) => warn!(error = %e, "following allocations failed; listing again"),
             }
         }
     }
 
-    async fn list(&self, prefix: &str) -> uni_core::Result<(Vec<Allocation>, i64)> {
-        let mut out = Vec::new();
-        let mut revision = 0;
-        let mut opts = RangeOptions {
-            limit: Some(ALLOCATION_PAGE),
-            ..RangeOptions::default()
-        };
-        loop {
-            let page = self.store.range(prefix, opts.clone()).await?;
-            if revision == 0 {
-                revision = page.revision;
-            }
-            for kv in &page.kvs {
-                let ours =
-                    AllocationKey::parse(&kv.key).is_ok_and(|k| self.by_name.contains_key(&k.node));
-                if ours {
-                    if let Ok(a) = codec::decode::<Allocation>(&kv.key, &kv.value) {
-                        out.push(a);
-                    }
+    fn apply(&self, event: Event) {
+        match event {
+            Event::Restarted { kvs, .. } => {
+                let allocs: Vec<Allocation> = kvs
+                    .iter()
+                    .filter(|kv| {
+                        AllocationKey::parse(&kv.key)
+                            .is_ok_and(|k| self.by_name.contains_key(&k.node))
+                    })
+                    .filter_map(decode)
+                    .collect();
+                let ids: HashSet<&str> = allocs.iter().map(|a| a.id.as_str()).collect();
+                let gone: Vec<String> = self
+                    .running
+                    .lock()
+                    .map(|r| {
+                        r.keys()
+                            .filter(|id| !ids.contains(id.as_str()))
+                            .cloned()
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                for id in gone {
+                    self.stop(&id);
+                }
+                for a in &allocs {
+                    self.start(a);
                 }
             }
-            match (page.more, page.kvs.last()) {
-                (true, Some(last)) => opts.start_after = Some(last.key.clone()),
-                _ => return Ok((out, revision)),
+            Event::Applied(kv) => {
+                if let Some(a) = decode(&kv) {
+                    self.start(&a);
+                }
+            }
+            Event::Deleted(kv) => {
+                if let Ok(k) = AllocationKey::parse(&kv.key) {
+                    self.stop(&k.id);
+                }
             }
         }
     }
@@ -500,4 +474,9 @@ impl Fleet {
             "simulation"
         );
     }
+}
+
+/// The allocation stored in `kv`, if it decodes (a simulated node skips the others).
+fn decode(kv: &KeyValue) -> Option<Allocation> {
+    codec::decode::<Allocation>(&kv.key, &kv.value).ok()
 }

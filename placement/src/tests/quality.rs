@@ -145,7 +145,8 @@ fn the_last_host_of_a_large_shape_is_kept_for_it() {
         (cpu_job.node, fits)
     };
     let blind = Mix::of(vec![common.clone()]).unprotected();
-    let protecting = Mix::new(vec![common.clone()], &[common.clone()], &[common, rare]);
+    let every = [common.clone(), rare];
+    let protecting = Mix::new(vec![common.clone()], std::slice::from_ref(&common), &every);
     assert_eq!(protecting.protected.len(), 1);
     let (node, fits) = run(&protecting);
     assert!(node.starts_with("small") && fits, "{node}");

@@ -16,8 +16,9 @@ pub enum Kind {
     Training,
 }
 
+/// How to run one replica of a workload: the process, its probes and how it stops.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Policy {
+pub struct RunSpec {
     pub kind: Kind,
     pub command: Vec<String>,
     pub args: Vec<String>,
@@ -29,16 +30,16 @@ pub struct Policy {
     pub grace_seconds: u32,
 }
 
-impl Policy {
+impl RunSpec {
     /// `default_grace` applies to inference services, which have no grace period of their own.
     pub fn from_workload(w: &Workload, default_grace: Duration) -> Self {
         let t = w.spec.template();
-        let mut p = Policy {
+        let mut p = RunSpec {
             command: t.command.clone(),
             args: t.args.clone(),
             env: t.env.clone(),
             working_dir: t.working_dir.clone(),
-            ..Policy::default()
+            ..RunSpec::default()
         };
         match &w.spec {
             WorkloadSpec::Inference(s) => {

@@ -4,11 +4,12 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use super::finished_runs::FinishedRuns;
 use crate::cgroup::Cgroup;
 use crate::logs::{LogSource, LogSources};
 
 #[derive(Debug, Clone)]
-pub struct Entry {
+pub struct ReplicaEntry {
     pub namespace: String,
     pub workload: String,
     pub replica: u32,
@@ -21,14 +22,14 @@ pub struct Entry {
 }
 
 #[derive(Clone, Default)]
-pub struct Registry {
-    entries: Arc<Mutex<HashMap<String, Entry>>>,
+pub struct ReplicaTable {
+    entries: Arc<Mutex<HashMap<String, ReplicaEntry>>>,
     /// Where the last run of finished replicas is kept after their allocation is gone.
     finished: Option<FinishedRuns>,
 }
 
-impl Registry {
-    /// A registry that also serves logs of finished replicas kept under `finished`.
+impl ReplicaTable {
+    /// A table that also serves logs of finished replicas kept under `finished`.
     pub fn with_finished(finished: FinishedRuns) -> Self {
         Self {
             finished: Some(finished),
@@ -36,13 +37,13 @@ impl Registry {
         }
     }
 
-    pub fn upsert(&self, id: &str, entry: Entry) {
+    pub fn upsert(&self, id: &str, entry: ReplicaEntry) {
         if let Ok(mut m) = self.entries.lock() {
             m.insert(id.to_string(), entry);
         }
     }
 
-    pub fn update(&self, id: &str, f: impl FnOnce(&mut Entry)) {
+    pub fn update(&self, id: &str, f: impl FnOnce(&mut ReplicaEntry)) {
         if let Ok(mut m) = self.entries.lock() {
             if let Some(e) = m.get_mut(id) {
                 f(e);
@@ -56,7 +57,7 @@ impl Registry {
         }
     }
 
-    pub fn snapshot(&self) -> Vec<Entry> {
+    pub fn snapshot(&self) -> Vec<ReplicaEntry> {
         self.entries
             .lock()
             .map(|m| m.values().cloned().collect())
@@ -64,7 +65,7 @@ impl Registry {
     }
 }
 
-impl LogSources for Registry {
+impl LogSources for ReplicaTable {
     fn find(
         &self,
         namespace: &str,
@@ -104,74 +105,5 @@ impl LogSources for Registry {
         }
         found.sort_by_key(|s| s.replica);
         found
-    }
-}
-
-/// The output of replicas whose allocation was removed after they ended (a finished training
-/// job), so `unictl logs` still shows it. One directory per replica, `NAMESPACE.WORKLOAD.N`,
-/// holding its last run; kept for [`FinishedRuns::RETENTION`].
-#[derive(Debug, Clone)]
-pub struct FinishedRuns {
-    root: PathBuf,
-}
-
-impl FinishedRuns {
-    pub const RETENTION: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
-
-    pub fn new(root: PathBuf) -> Self {
-        Self { root }
-    }
-
-    fn dir(&self, namespace: &str, workload: &str, replica: u32) -> PathBuf {
-        self.root.join(format!("{namespace}.{workload}.{replica}"))
-    }
-
-    /// Moves `run_dir` here as the last run of that replica, replacing an older one, and
-    /// forgets runs past the retention period.
-    pub fn keep(&self, namespace: &str, workload: &str, replica: u32, run_dir: &std::path::Path) {
-        if std::fs::create_dir_all(&self.root).is_err() {
-            return;
-        }
-        let dest = self.dir(namespace, workload, replica);
-        let _ = std::fs::remove_dir_all(&dest);
-        if std::fs::rename(run_dir, &dest).is_err() {
-            return;
-        }
-        self.expire();
-    }
-
-    fn expire(&self) {
-        let Ok(entries) = std::fs::read_dir(&self.root) else {
-            return;
-        };
-        for e in entries.flatten() {
-            let old = e
-                .metadata()
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.elapsed().ok())
-                .is_some_and(|age| age > Self::RETENTION);
-            if old {
-                let _ = std::fs::remove_dir_all(e.path());
-            }
-        }
-    }
-
-    fn find(&self, namespace: &str, workload: &str, replica: Option<u32>) -> Vec<LogSource> {
-        let prefix = format!("{namespace}.{workload}.");
-        let Ok(entries) = std::fs::read_dir(&self.root) else {
-            return Vec::new();
-        };
-        entries
-            .flatten()
-            .filter_map(|e| {
-                let name = e.file_name().to_string_lossy().into_owned();
-                let r: u32 = name.strip_prefix(&prefix)?.parse().ok()?;
-                replica.is_none_or(|want| want == r).then(|| LogSource {
-                    replica: r,
-                    run_dir: e.path(),
-                })
-            })
-            .collect()
     }
 }

@@ -1,0 +1,136 @@
+//! Starting a new run: a fresh run directory, the cgroup and its limits, the launch spec
+//! (program, arguments, working directory, environment), then the shim; a run that cannot
+//! start is one that ended at once with the reason.
+
+use std::path::PathBuf;
+
+use tokio::time::Instant;
+use tracing::{info, warn};
+use uni_core::model::ReplicaPhase;
+
+use super::{Replica, Run};
+use crate::cgroup::Limits;
+use crate::runtime::env;
+use crate::runtime::launcher::{ExitWait, ShimMode};
+use crate::shim::{LaunchSpec, Launched};
+
+impl Replica {
+    /// Starts a new run; a failure to start is a run that ended at once with the reason.
+    pub(super) async fn launch(&mut self, note: &str) -> Run {
+        self.report(ReplicaPhase::Starting, None, None, note);
+        self.state.run += 1;
+        let run_dir = self.dir.run_dir(self.state.run);
+        if let Err(e) = std::fs::create_dir_all(&run_dir) {
+            return Run::failed(format!("creating {}: {e}", run_dir.display()));
+        }
+        self.dir.prune_runs(self.state.run);
+        let limits_note = self.limit();
+        let spec = match self.launch_spec(run_dir) {
+            Ok(spec) => spec,
+            Err(message) => {
+                self.save();
+                return Run::failed(message);
+            }
+        };
+        let started = self.host.shim.launch(spec).await;
+        self.record_start(started, limits_note)
+    }
+
+    /// Puts the replica in its cgroup (created once) and notes the OOM kills so far; returns
+    /// what to say when it runs without limits.
+    fn limit(&mut self) -> String {
+        let mut limits_note = String::new();
+        if self.state.cgroup.is_none() {
+            let limits = Limits {
+                compute_milli: self.alloc.compute_milli,
+                memory_bytes: self.alloc.memory_bytes,
+            };
+            match self.host.cgroups.create(&self.alloc.id, limits) {
+                Ok(cg) => self.state.cgroup = cg,
+                Err(e) => {
+                    warn!(id = %self.alloc.id, error = %e, "no cgroup: running without limits");
+                    limits_note = format!("running without resource limits: {e}");
+                }
+            }
+        }
+        if let Err(reason) = self.host.cgroups.availability() {
+            limits_note =
+                format!("running without resource limits (cgroups unavailable: {reason})");
+        }
+        self.state.oom_baseline = self.state.cgroup.as_ref().map_or(0, |c| c.oom_kills());
+        limits_note
+    }
+
+    /// What the shim runs, from the run spec; `Err` says why it cannot run.
+    fn launch_spec(&self, run_dir: PathBuf) -> Result<LaunchSpec, String> {
+        let run_spec = &self.state.run_spec;
+        let Some((program, rest)) = run_spec.command.split_first() else {
+            return Err("the workload's template.command is empty".into());
+        };
+        let working_dir = if run_spec.working_dir.is_empty() {
+            self.dir.work_dir()
+        } else {
+            run_spec.working_dir.clone().into()
+        };
+        std::fs::create_dir_all(&working_dir)
+            .map_err(|e| format!("working directory {}: {e}", working_dir.display()))?;
+        let mut args = rest.to_vec();
+        args.extend(run_spec.args.iter().cloned());
+        Ok(LaunchSpec {
+            program: program.clone(),
+            args,
+            env: env::build(
+                run_spec,
+                &self.alloc,
+                &self.host.base_env,
+                self.host.has_accelerators,
+            ),
+            working_dir,
+            run_dir,
+            cgroup_procs: self
+                .state
+                .cgroup
+                .as_ref()
+                .map(|c| c.procs_files())
+                .unwrap_or_default(),
+            log_max_bytes: self.host.opts.log_max_bytes,
+            log_max_files: self.host.opts.log_max_files,
+        })
+    }
+
+    /// Records what the shim started (or why it could not) in the state and the table.
+    fn record_start(
+        &mut self,
+        started: Result<(Launched, ExitWait), String>,
+        limits_note: String,
+    ) -> Run {
+        let run_number = self.state.run;
+        let cgroup = self.state.cgroup.clone();
+        self.host.replicas.update(&self.alloc.id, |e| {
+            e.run = run_number;
+            e.cgroup = cgroup;
+        });
+        match started {
+            Ok((launched, exit)) => {
+                self.state.launched = Some(launched);
+                self.state.in_process = matches!(self.host.shim, ShimMode::InProcess);
+                self.save();
+                self.host
+                    .replicas
+                    .update(&self.alloc.id, |e| e.running = true);
+                info!(id = %self.alloc.id, pid = launched.pid, run = run_number, "started");
+                self.note = limits_note;
+                Run {
+                    exit,
+                    launched,
+                    started: Instant::now(),
+                }
+            }
+            Err(message) => {
+                self.state.launched = None;
+                self.save();
+                Run::failed(message)
+            }
+        }
+    }
+}
