@@ -29,7 +29,7 @@ pub mod unschedulable;
 pub use mix::Mix;
 pub use policy::Policy;
 pub use request::ReplicaRequest;
-pub use select::{place, place_gang, Decision};
+pub use select::{place, place_gang, Decision, Reserved};
 pub use snapshot::Snapshot;
 pub use unschedulable::Unschedulable;
 

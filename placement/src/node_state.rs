@@ -3,10 +3,9 @@
 use std::collections::{BTreeMap, HashMap};
 
 use uni_core::catalog::Catalog;
+use uni_core::model::WorkloadRef;
 use uni_core::model::{AcceleratorDevice, Allocation, Node, Taint};
 use uni_core::units::MILLI_PER_DEVICE;
-
-use uni_core::model::WorkloadRef;
 
 /// Node class of nodes without accelerators, when the node does not name one.
 pub const CPU_CLASS: &str = "cpu";

@@ -1,12 +1,12 @@
 //! What one replica asks of a node, in the engine's terms.
 
 use uni_core::catalog::Catalog;
+use uni_core::model::WorkloadRef;
 use uni_core::model::{
     AcceleratorRequest, Interconnect, Preference, Selector, Toleration, Workload, WorkloadKind,
 };
 
 use super::node_state::DeviceState;
-use uni_core::model::WorkloadRef;
 
 /// Allowed and forbidden accelerator models; empty `allowed` = any. A name matches a device's
 /// catalog canonical name or its raw (discovered) name, case-insensitively.

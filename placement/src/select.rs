@@ -69,6 +69,15 @@ pub fn place(
     })
 }
 
+/// One gang member reserved in the snapshot.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reserved {
+    pub decision: Decision,
+    pub allocation: Allocation,
+    /// What the reservation replaced: an allocation with the same id, no longer recorded.
+    pub replaced: Option<Allocation>,
+}
+
 /// Places every member of a gang and reserves each in `snapshot` (an allocation from
 /// `make_alloc(member, decision)`), so later members see earlier ones; if any member fits
 /// nowhere, every reservation is rolled back and the snapshot is as before.
@@ -78,23 +87,25 @@ pub fn place_gang(
     policy: &Policy,
     mix: &Mix,
     mut make_alloc: impl FnMut(usize, &Decision) -> Allocation,
-) -> Result<Vec<(Decision, Allocation)>, Unschedulable> {
-    let mut placed: Vec<(Decision, Allocation)> = Vec::with_capacity(reqs.len());
-    // What each reservation replaced (an allocation with the same id), to restore it.
-    let mut replaced: Vec<Option<Allocation>> = Vec::with_capacity(reqs.len());
+) -> Result<Vec<Reserved>, Unschedulable> {
+    let mut placed: Vec<Reserved> = Vec::with_capacity(reqs.len());
     for (member, req) in reqs.iter().enumerate() {
         match place(snapshot, req, policy, mix) {
             Ok(decision) => {
-                let alloc = make_alloc(member, &decision);
-                replaced.push(snapshot.allocation(&alloc.id).cloned());
-                snapshot.add_allocation(&alloc);
-                placed.push((decision, alloc));
+                let allocation = make_alloc(member, &decision);
+                let replaced = snapshot.allocation(&allocation.id).cloned();
+                snapshot.add_allocation(&allocation);
+                placed.push(Reserved {
+                    decision,
+                    allocation,
+                    replaced,
+                });
             }
             Err(why) => {
-                for ((_, alloc), previous) in placed.iter().zip(replaced).rev() {
-                    snapshot.remove_allocation(alloc);
-                    if let Some(previous) = previous {
-                        snapshot.add_allocation(&previous);
+                for r in placed.iter().rev() {
+                    snapshot.remove_allocation(&r.allocation);
+                    if let Some(previous) = &r.replaced {
+                        snapshot.add_allocation(previous);
                     }
                 }
                 return Err(why);

@@ -28,7 +28,8 @@ pub struct Snapshot {
     // B-trees, not hash maps: no resize moves every allocation at once (see `cache::State`).
     allocations: BTreeMap<String, Allocation>,
     by_node: BTreeMap<String, BTreeSet<String>>,
-    by_workload: BTreeMap<WorkloadRef, BTreeSet<String>>,
+    /// Allocation ids of each workload, in replica order.
+    by_workload: BTreeMap<WorkloadRef, BTreeSet<(u32, String)>>,
     capability: Capability,
 }
 
@@ -100,7 +101,7 @@ impl Snapshot {
         self.by_workload
             .entry(WorkloadRef::of(alloc))
             .or_default()
-            .insert(alloc.id.clone());
+            .insert((alloc.replica, alloc.id.clone()));
         self.allocations.insert(alloc.id.clone(), alloc.clone());
     }
 
@@ -120,7 +121,7 @@ impl Snapshot {
         }
         let workload = WorkloadRef::of(&alloc);
         if let Some(ids) = self.by_workload.get_mut(&workload) {
-            ids.remove(id);
+            ids.remove(&(alloc.replica, alloc.id.clone()));
             if ids.is_empty() {
                 self.by_workload.remove(&workload);
             }
@@ -203,13 +204,26 @@ impl Snapshot {
         self.allocations.values()
     }
 
-    /// Allocations of one workload, by id.
+    /// Allocations of one workload, in replica order.
     pub fn allocations_of(&self, workload: &WorkloadRef) -> impl Iterator<Item = &Allocation> {
         self.by_workload
             .get(workload)
             .into_iter()
             .flatten()
-            .filter_map(|id| self.allocations.get(id))
+            .filter_map(|(_, id)| self.allocations.get(id))
+    }
+
+    /// Allocations recorded for nodes the snapshot does not hold (yet).
+    pub fn allocations_off_nodes(&self) -> impl Iterator<Item = &Allocation> {
+        self.by_node
+            .iter()
+            .filter(|(node, _)| !self.ids.contains_key(*node))
+            .flat_map(|(_, ids)| ids.iter().filter_map(|id| self.allocations.get(id)))
+    }
+
+    /// Whether an allocation is recorded for a node (also while the node is absent).
+    pub fn has_allocations_on(&self, node: &str) -> bool {
+        self.by_node.contains_key(node)
     }
 
     /// Allocations recorded for a node (also while the node is absent), by id.

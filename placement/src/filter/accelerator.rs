@@ -2,11 +2,10 @@
 
 use uni_core::model::Interconnect;
 
+use super::Reason;
 use crate::node_state::{DeviceState, NodeState};
 use crate::request::{GpuDemand, ReplicaRequest};
 use crate::shape::{self, fits_whole, fraction_share, whole_eligible};
-
-use super::Reason;
 
 /// The node has healthy devices of an allowed model (always true for CPU-only requests).
 pub fn models(node: &NodeState, req: &ReplicaRequest) -> Result<(), Reason> {

@@ -1,9 +1,8 @@
 //! Allowed and forbidden node classes.
 
+use super::Reason;
 use crate::node_state::NodeState;
 use crate::request::ReplicaRequest;
-
-use super::Reason;
 
 pub fn check(node: &NodeState, req: &ReplicaRequest) -> Result<(), Reason> {
     if req.allows_class(&node.class) {

@@ -5,10 +5,9 @@
 
 use uni_core::units::GIB;
 
+use super::Reason;
 use crate::node_state::NodeState;
 use crate::request::ReplicaRequest;
-
-use super::Reason;
 
 const MAX_COMPUTE_PER_DEVICE: u64 = 1000;
 const MAX_MEMORY_PER_DEVICE: u64 = 4 * GIB;

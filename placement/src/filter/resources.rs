@@ -1,9 +1,8 @@
 //! Host compute and memory.
 
+use super::Reason;
 use crate::node_state::NodeState;
 use crate::request::ReplicaRequest;
-
-use super::Reason;
 
 pub fn check(node: &NodeState, req: &ReplicaRequest) -> Result<(), Reason> {
     if req.compute_milli > node.free_compute_milli() {

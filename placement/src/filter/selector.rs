@@ -1,9 +1,8 @@
 //! The request's label selector over node labels.
 
+use super::Reason;
 use crate::node_state::NodeState;
 use crate::request::ReplicaRequest;
-
-use super::Reason;
 
 pub fn check(node: &NodeState, req: &ReplicaRequest) -> Result<(), Reason> {
     match &req.selector {

@@ -1,8 +1,7 @@
 //! Nodes that may not receive new placements.
 
-use crate::node_state::NodeState;
-
 use super::Reason;
+use crate::node_state::NodeState;
 
 pub fn check(node: &NodeState) -> Result<(), Reason> {
     if !node.ready {

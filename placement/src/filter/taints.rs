@@ -4,10 +4,9 @@
 use uni_core::model::taint::tolerates_all;
 use uni_core::model::TaintEffect;
 
+use super::Reason;
 use crate::node_state::NodeState;
 use crate::request::ReplicaRequest;
-
-use super::Reason;
 
 const HARD: [TaintEffect; 2] = [TaintEffect::NoSchedule, TaintEffect::NoExecute];
 

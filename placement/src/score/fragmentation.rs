@@ -22,12 +22,11 @@
 
 use uni_core::units::MILLI_PER_DEVICE;
 
+use super::{fgd, scarcity};
 use crate::node_state::NodeState;
 use crate::request::ReplicaRequest;
 use crate::shape::Shape;
 use crate::typical::TypicalShape;
-
-use super::{fgd, scarcity};
 
 /// Points taken from CPU-only work on a node with free accelerators, on top of what stranding
 /// charges: among placements that strand nothing, CPU nodes and nodes whose accelerators are

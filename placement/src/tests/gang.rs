@@ -3,7 +3,6 @@
 use uni_core::model::Interconnect;
 
 use super::fixtures::*;
-
 use crate::policy::Policy;
 use crate::select::place_gang;
 

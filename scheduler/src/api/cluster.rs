@@ -24,17 +24,16 @@ impl ClusterApi {
         let state = self.ctx.cache.lock();
         let usage = usage_by_node(&state);
         let nodes: Vec<Node> = state
-            .nodes
+            .nodes()
             .values()
             .map(|n| node_view(&n.value, usage.get(n.value.meta.name.as_str())))
             .collect();
         let mut summary = ClusterSummary::from_nodes(&nodes);
 
         summary.allocated_price_per_hour = state
-            .allocations
-            .values()
+            .allocations()
             .filter_map(|a| {
-                let node = &state.nodes.get(&a.node)?.value;
+                let node = &state.node(&a.node)?.value;
                 node.status
                     .ready
                     .then(|| allocation_cost(state.catalog(), Some(node), a))
@@ -42,7 +41,7 @@ impl ClusterApi {
             .sum();
 
         let counts = &mut summary.workloads;
-        for stored in state.workloads.values() {
+        for stored in state.workloads().values() {
             let mut w = stored.value.clone();
             overlay_status(&state, &mut w);
             counts.total += 1;

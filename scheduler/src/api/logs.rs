@@ -7,12 +7,12 @@ use std::pin::Pin;
 use futures::{Stream, StreamExt};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
+use uni_core::model::WorkloadRef;
 use uni_proto::v1 as pb;
 use uni_proto::v1::log_service_client::LogServiceClient;
 use uni_proto::v1::log_service_server::LogService;
 
 use super::ApiContext;
-use uni_core::model::WorkloadRef;
 
 pub struct LogApi {
     ctx: ApiContext,
@@ -62,8 +62,7 @@ impl LogApi {
                 continue;
             }
             let endpoint = st
-                .nodes
-                .get(&node)
+                .node(&node)
                 .map(|n| n.value.status.agent_endpoint.clone())
                 .unwrap_or_default();
             if endpoint.is_empty() {

@@ -56,7 +56,7 @@ impl Usage {
 /// Usage of every node with allocations, from one pass over the cache's allocations.
 pub(crate) fn usage_by_node(state: &State) -> HashMap<&str, Usage> {
     let mut usage: HashMap<&str, Usage> = HashMap::new();
-    for alloc in state.allocations.values() {
+    for alloc in state.allocations() {
         usage.entry(alloc.node.as_str()).or_default().add(alloc);
     }
     usage
@@ -65,7 +65,7 @@ pub(crate) fn usage_by_node(state: &State) -> HashMap<&str, Usage> {
 /// Usage of one node.
 fn usage_of(state: &State, name: &str) -> Usage {
     let mut usage = Usage::default();
-    for alloc in state.allocations.values().filter(|a| a.node == name) {
+    for alloc in state.allocations().filter(|a| a.node == name) {
         usage.add(alloc);
     }
     usage
@@ -100,8 +100,7 @@ impl NodeApi {
     fn cached(&self, name: &str) -> Result<pb::Node> {
         let state = self.ctx.cache.lock();
         let stored = state
-            .nodes
-            .get(name)
+            .node(name)
             .ok_or_else(|| CoreError::NotFound(format!("node {name}")))?;
         let usage = usage_of(&state, name);
         Ok(pb::Node::from(&node_view(&stored.value, Some(&usage))))
@@ -111,7 +110,7 @@ impl NodeApi {
         let selector = args::selector("label_selector", &req.label_selector)?;
         let state = self.ctx.cache.lock();
         let (page, next_page_token) = list_map(
-            &state.nodes,
+            state.nodes(),
             &req.page_token,
             page_size(req.page_size),
             |n| selector.matches(&n.value.meta.labels),
@@ -124,7 +123,7 @@ impl NodeApi {
         Ok(pb::ListNodesResponse {
             nodes,
             next_page_token,
-            resource_version: state.revision,
+            resource_version: state.revision(),
         })
     }
 

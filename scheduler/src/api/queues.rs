@@ -125,7 +125,7 @@ impl QueueApi {
         let users: Vec<String> = {
             let state = self.ctx.cache.lock();
             state
-                .workloads
+                .workloads()
                 .values()
                 .filter(|w| w.value.spec.queue() == req.name)
                 .map(|w| w.value.meta.key())

@@ -3,12 +3,12 @@
 //! at read time keeps the store free of a write per replica change.
 
 use uni_core::catalog::Catalog;
+use uni_core::model::WorkloadRef;
 use uni_core::model::{
     Allocation, Node, ReplicaPhase, ReplicaView, Workload, WorkloadPhase, WorkloadSpec,
 };
 
 use crate::cache::State;
-use uni_core::model::WorkloadRef;
 
 /// Fills `w.status` with its replicas, counts, cost and the phase they imply.
 pub fn overlay_status(state: &State, w: &mut Workload) {
@@ -21,10 +21,10 @@ pub fn overlay_status(state: &State, w: &mut Workload) {
         .allocations_of(&r)
         .into_iter()
         .map(|alloc| {
-            let node = state.nodes.get(&alloc.node).map(|n| &n.value);
+            let node = state.node(&alloc.node).map(|n| &n.value);
             cost += allocation_cost(state.catalog(), node, alloc);
             let address = node.map_or("", |n| n.status.address.as_str());
-            let status = state.statuses.get(&(r.clone(), alloc.replica));
+            let status = state.status(&r, alloc.replica);
             ReplicaView::new(alloc, address, status)
         })
         .collect();

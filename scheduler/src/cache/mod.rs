@@ -16,7 +16,7 @@ use uni_core::store::watcher::Event;
 use uni_core::store::{EventKind, KvStore, Revision, WatchEvent, Watcher};
 use uni_core::Error;
 
-pub use state::{workload_ref, State, Stored};
+pub use state::{State, Stored};
 
 const LIST_PAGE: usize = 1000;
 
@@ -114,7 +114,7 @@ impl Cache {
                             },
                         );
                     }
-                    state.revision = state.revision.max(revision);
+                    state.listed_at(revision);
                     continue;
                 }
                 Event::Applied(kv) => (EventKind::Put, kv),
@@ -133,7 +133,7 @@ impl Cache {
     }
 
     fn publish(&self, state: &State) {
-        self.applied.send_replace(state.revision);
+        self.applied.send_replace(state.revision());
         self.notify();
     }
 }

@@ -6,17 +6,18 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use uni_core::catalog::Catalog;
+use uni_core::model::WorkloadRef;
 use uni_core::model::{Allocation, Node, Queue, ReplicaStatus, ResourceAmounts, Workload};
 use uni_core::store::keys::{self, AllocationKey, TypedKey};
 use uni_core::store::{codec, EventKind, KeyValue, Revision, WatchEvent};
 use uni_core::Result;
-
-use uni_core::model::WorkloadRef;
 use uni_placement::mix::counts::ShapeCounts;
 use uni_placement::mix::protected::protected;
 use uni_placement::node_state::NodeState;
 use uni_placement::typical::default_typical_shapes;
-use uni_placement::Snapshot;
+use uni_placement::{
+    place_gang, Decision, Mix, Policy, ReplicaRequest, Reserved, Snapshot, Unschedulable,
+};
 
 /// A stored object with the store metadata the API and the leader's compares need.
 #[derive(Debug, Clone)]
@@ -28,37 +29,37 @@ pub struct Stored<T> {
 
 /// Maps that grow with the cluster's workloads are B-trees: a hash map's resize moves every
 /// entry at once, and at 100,000 allocations that held the lock for hundreds of milliseconds.
+///
+/// Allocations are indexed once, by the placement snapshot (by id, node and workload); the
+/// state adds what only the control plane needs. Everything changes through methods that say
+/// what they do, so the tallies (ports, queue usage, the mix) cannot drift from the index.
 pub struct State {
     /// Revision of the last applied change.
-    pub revision: Revision,
-    pub workloads: BTreeMap<WorkloadRef, Stored<Workload>>,
-    pub nodes: BTreeMap<String, Stored<Node>>,
-    pub queues: BTreeMap<String, Stored<Queue>>,
-    pub allocations: BTreeMap<String, Allocation>,
-    /// Allocation ids of each workload, by replica.
-    pub by_workload: BTreeMap<WorkloadRef, BTreeSet<(u32, String)>>,
-    /// Allocation ids on each node, whether or not the node is known.
-    pub by_node: BTreeMap<String, BTreeSet<String>>,
+    revision: Revision,
+    workloads: BTreeMap<WorkloadRef, Stored<Workload>>,
+    nodes: BTreeMap<String, Stored<Node>>,
+    queues: BTreeMap<String, Stored<Queue>>,
     /// Host ports held on each node, with how many allocations hold each (one, unless a
     /// record is stale), so a free one is found without reading the node's allocations.
-    pub ports: HashMap<String, BTreeMap<u16, u32>>,
+    ports: HashMap<String, BTreeMap<u16, u32>>,
     /// Nodes whose key disappeared (lease expired or revoked), for the leader to mark NotReady.
-    pub lost_nodes: BTreeMap<String, Node>,
+    lost_nodes: BTreeMap<String, Node>,
     /// What each queue's allocations hold, for its maximum quota.
-    pub queue_usage: HashMap<String, ResourceAmounts>,
+    queue_usage: HashMap<String, ResourceAmounts>,
     /// Nodes that are NotReady or draining: the only ones node lifecycle needs to look at.
-    pub troubled_nodes: BTreeSet<String>,
-    pub statuses: BTreeMap<(WorkloadRef, u32), ReplicaStatus>,
-    pub snapshot: Snapshot,
+    troubled_nodes: BTreeSet<String>,
+    statuses: BTreeMap<(WorkloadRef, u32), ReplicaStatus>,
+    /// Nodes and allocations as placement sees them; the one allocation index.
+    snapshot: Snapshot,
     /// The shapes of what holds allocations: the mix placement measures fragmentation against.
-    pub mix: ShapeCounts,
+    mix: ShapeCounts,
     /// Allocations the leader reserved and is committing; the watch has not confirmed them.
     /// Kept so that a rebuild of the snapshot never forgets a reservation.
-    pub inflight: HashMap<String, Allocation>,
+    inflight: HashMap<String, Allocation>,
     /// Workloads whose desired and actual state may differ: the scheduling queue's input.
-    pub dirty: BTreeSet<WorkloadRef>,
+    dirty: BTreeSet<WorkloadRef>,
     /// Capacity appeared (a node joined, grew or freed something): unschedulable work may fit.
-    pub capacity_changed: bool,
+    capacity_changed: bool,
     catalog: Arc<Catalog>,
 }
 
@@ -116,9 +117,6 @@ impl State {
             workloads: BTreeMap::new(),
             nodes: BTreeMap::new(),
             queues: BTreeMap::new(),
-            allocations: BTreeMap::new(),
-            by_workload: BTreeMap::new(),
-            by_node: BTreeMap::new(),
             ports: HashMap::new(),
             lost_nodes: BTreeMap::new(),
             troubled_nodes: BTreeSet::new(),
@@ -214,7 +212,7 @@ impl State {
                     self.inflight.remove(&id);
                     self.reserve(alloc);
                 } else if let Some(alloc) = self.release(&id) {
-                    self.dirty.insert(workload_ref(&alloc));
+                    self.dirty.insert(WorkloadRef::of(&alloc));
                     self.capacity_changed = true;
                 }
             }
@@ -235,20 +233,12 @@ impl State {
         Ok(())
     }
 
-    /// Records an allocation: in the index and in the placement snapshot.
+    /// Records an allocation (replacing one with its id) in the index and the tallies.
     pub fn reserve(&mut self, alloc: Allocation) {
-        self.snapshot.add_allocation(&alloc);
-        self.by_workload
-            .entry(workload_ref(&alloc))
-            .or_default()
-            .insert((alloc.replica, alloc.id.clone()));
-        self.by_node
-            .entry(alloc.node.clone())
-            .or_default()
-            .insert(alloc.id.clone());
-        if let Some(old) = self.allocations.insert(alloc.id.clone(), alloc.clone()) {
+        if let Some(old) = self.snapshot.allocation(&alloc.id).cloned() {
             self.tally(&old, false);
         }
+        self.snapshot.add_allocation(&alloc);
         self.tally(&alloc, true);
     }
 
@@ -292,47 +282,177 @@ impl State {
 
     /// Forgets an allocation; returns it if it was known.
     pub fn release(&mut self, id: &str) -> Option<Allocation> {
-        let alloc = self.allocations.remove(id)?;
+        let alloc = self.snapshot.remove_allocation_id(id)?;
         self.tally(&alloc, false);
-        self.snapshot.remove_allocation(&alloc);
-        let r = workload_ref(&alloc);
-        if let Some(set) = self.by_workload.get_mut(&r) {
-            set.remove(&(alloc.replica, alloc.id.clone()));
-            if set.is_empty() {
-                self.by_workload.remove(&r);
-            }
-        }
-        if let Some(set) = self.by_node.get_mut(&alloc.node) {
-            set.remove(&alloc.id);
-            if set.is_empty() {
-                self.by_node.remove(&alloc.node);
-            }
-        }
         Some(alloc)
+    }
+
+    /// Places a gang and reserves every member (or none, if one fits nowhere), the tallies
+    /// following what each member replaced.
+    pub fn reserve_gang(
+        &mut self,
+        reqs: &[ReplicaRequest],
+        policy: &Policy,
+        mix: &Mix,
+        make_alloc: impl FnMut(usize, &Decision) -> Allocation,
+    ) -> Result<Vec<Reserved>, Unschedulable> {
+        let members = place_gang(&mut self.snapshot, reqs, policy, mix, make_alloc)?;
+        for m in &members {
+            if let Some(old) = &m.replaced {
+                self.tally(old, false);
+            }
+            self.tally(&m.allocation, true);
+        }
+        Ok(members)
+    }
+
+    /// Takes back a gang's reservations, restoring what they replaced.
+    pub fn unreserve_gang(&mut self, members: &[Reserved]) {
+        for m in members.iter().rev() {
+            self.release(&m.allocation.id);
+            if let Some(old) = &m.replaced {
+                self.reserve(old.clone());
+            }
+        }
+    }
+
+    /// Records a reservation the leader is committing, so a rebuild keeps it until the watch
+    /// confirms it.
+    pub fn reserve_inflight(&mut self, alloc: Allocation) {
+        self.reserve(alloc.clone());
+        self.inflight.insert(alloc.id.clone(), alloc);
+    }
+
+    /// Forgets the reservations not yet confirmed (a new leader rebuilds from the store).
+    pub fn clear_inflight(&mut self) {
+        self.inflight.clear();
+    }
+
+    pub fn allocation(&self, id: &str) -> Option<&Allocation> {
+        self.snapshot.allocation(id)
+    }
+
+    pub fn allocations(&self) -> impl Iterator<Item = &Allocation> {
+        self.snapshot.allocations()
     }
 
     /// The allocations of one workload, in replica order.
     pub fn allocations_of(&self, r: &WorkloadRef) -> Vec<&Allocation> {
-        self.by_workload
-            .get(r)
-            .into_iter()
-            .flatten()
-            .filter_map(|(_, id)| self.allocations.get(id))
-            .collect()
+        self.snapshot.allocations_of(r).collect()
     }
 
-    /// The allocations on one node.
+    /// The allocations on one node (also while the node is unknown).
     pub fn allocations_on(&self, node: &str) -> Vec<&Allocation> {
-        self.by_node
-            .get(node)
-            .into_iter()
-            .flatten()
-            .filter_map(|id| self.allocations.get(id))
-            .collect()
+        self.snapshot.allocations_on(node).collect()
+    }
+
+    pub fn has_allocations_on(&self, node: &str) -> bool {
+        self.snapshot.has_allocations_on(node)
+    }
+
+    pub fn revision(&self) -> Revision {
+        self.revision
+    }
+
+    /// Raises the revision to one a listing was read at.
+    pub fn listed_at(&mut self, revision: Revision) {
+        self.revision = self.revision.max(revision);
     }
 
     pub fn workload(&self, r: &WorkloadRef) -> Option<&Stored<Workload>> {
         self.workloads.get(r)
+    }
+
+    pub fn workloads(&self) -> &BTreeMap<WorkloadRef, Stored<Workload>> {
+        &self.workloads
+    }
+
+    pub fn node(&self, name: &str) -> Option<&Stored<Node>> {
+        self.nodes.get(name)
+    }
+
+    pub fn nodes(&self) -> &BTreeMap<String, Stored<Node>> {
+        &self.nodes
+    }
+
+    pub fn queue(&self, name: &str) -> Option<&Stored<Queue>> {
+        self.queues.get(name)
+    }
+
+    /// What `queue`'s allocations hold now.
+    pub fn queue_usage(&self, queue: &str) -> ResourceAmounts {
+        self.queue_usage.get(queue).copied().unwrap_or_default()
+    }
+
+    pub fn status(&self, r: &WorkloadRef, replica: u32) -> Option<&ReplicaStatus> {
+        self.statuses.get(&(r.clone(), replica))
+    }
+
+    /// The replicas of `r` with a status, in order.
+    pub fn replicas_with_status(&self, r: &WorkloadRef) -> Vec<u32> {
+        self.statuses
+            .range((r.clone(), 0)..=(r.clone(), u32::MAX))
+            .map(|((_, replica), _)| *replica)
+            .collect()
+    }
+
+    /// Forgets a replica's status (its replica is gone), until its agent writes again.
+    pub fn forget_status(&mut self, r: &WorkloadRef, replica: u32) {
+        self.statuses.remove(&(r.clone(), replica));
+    }
+
+    pub fn snapshot(&self) -> &Snapshot {
+        &self.snapshot
+    }
+
+    /// The snapshot and the shapes counted, for the mix learner (which keeps the snapshot
+    /// counting the hosts of the protected shapes).
+    pub fn learning(&mut self) -> (&mut Snapshot, &ShapeCounts) {
+        (&mut self.snapshot, &self.mix)
+    }
+
+    /// Queues `r` for the next pass.
+    pub fn mark_dirty(&mut self, r: WorkloadRef) {
+        self.dirty.insert(r);
+    }
+
+    /// Queues every workload, as if capacity had appeared (a new leader's first pass).
+    pub fn mark_all_dirty(&mut self) {
+        self.dirty.extend(self.workloads.keys().cloned());
+        self.capacity_changed = true;
+    }
+
+    /// The queue of workloads to look at, emptied; what is not done goes back with `requeue`.
+    pub fn take_dirty(&mut self) -> BTreeSet<WorkloadRef> {
+        std::mem::take(&mut self.dirty)
+    }
+
+    pub fn requeue(&mut self, rs: impl IntoIterator<Item = WorkloadRef>) {
+        self.dirty.extend(rs);
+    }
+
+    /// The queue itself, for backoffs that release into it.
+    pub fn dirty_mut(&mut self) -> &mut BTreeSet<WorkloadRef> {
+        &mut self.dirty
+    }
+
+    pub fn dirty_len(&self) -> usize {
+        self.dirty.len()
+    }
+
+    /// Whether capacity appeared since the last call.
+    pub fn take_capacity_changed(&mut self) -> bool {
+        std::mem::take(&mut self.capacity_changed)
+    }
+
+    /// Nodes whose key went since the last call, with their last value.
+    pub fn take_lost_nodes(&mut self) -> BTreeMap<String, Node> {
+        std::mem::take(&mut self.lost_nodes)
+    }
+
+    /// Nodes that are NotReady or draining.
+    pub fn troubled_nodes(&self) -> &BTreeSet<String> {
+        &self.troubled_nodes
     }
 }
 
@@ -341,13 +461,6 @@ fn stored<T>(value: T, kv: &KeyValue) -> Stored<T> {
         value,
         mod_revision: kv.mod_revision,
         lease: kv.lease,
-    }
-}
-
-pub fn workload_ref(alloc: &Allocation) -> WorkloadRef {
-    WorkloadRef {
-        namespace: alloc.namespace.clone(),
-        name: alloc.workload.clone(),
     }
 }
 
@@ -382,5 +495,53 @@ mod tests {
         st.release("b");
         st.release("c");
         assert!(st.ports.is_empty());
+        assert_eq!(st.allocations().count(), 0);
+    }
+
+    #[test]
+    fn a_gang_taken_back_leaves_the_tallies_as_they_were() {
+        use uni_core::model::WorkloadRef;
+        use uni_placement::node_state::NodeState;
+
+        let mut st = State::new(Arc::new(Catalog::builtin().expect("catalog")));
+        st.snapshot
+            .upsert_node(NodeState::new("n1", 8_000, 1 << 34));
+        let mut running = alloc("g0", "n1", 30000);
+        running.queue = "q".into();
+        running.compute_milli = 1_000;
+        st.reserve(running.clone());
+        let before = (
+            st.queue_usage("q"),
+            st.mix.total(),
+            st.port_taken("n1", 30000),
+        );
+
+        let req = ReplicaRequest::new(WorkloadRef::new("ns", "w"), 2_000, 0);
+        let policy = Policy::default();
+        let members = st
+            .reserve_gang(&[req.clone(), req], &policy, &Mix::default(), |i, d| {
+                Allocation {
+                    node: d.node.clone(),
+                    queue: "q".into(),
+                    compute_milli: 2_000,
+                    ..alloc(&format!("g{i}"), "n1", 0)
+                }
+            })
+            .expect("the gang fits");
+        // g0 was replaced by the first member: its port is free, the queue holds the gang.
+        assert_eq!(members[0].replaced.as_ref(), Some(&running));
+        assert!(!st.port_taken("n1", 30000));
+        assert_eq!(st.queue_usage("q").compute_milli, 4_000);
+        assert_eq!(st.allocations().count(), 2);
+
+        st.unreserve_gang(&members);
+        let after = (
+            st.queue_usage("q"),
+            st.mix.total(),
+            st.port_taken("n1", 30000),
+        );
+        assert_eq!(after, before);
+        assert_eq!(st.allocation("g0"), Some(&running));
+        assert_eq!(st.allocations().count(), 1);
     }
 }

@@ -70,9 +70,7 @@ pub async fn run(
         {
             // Everything is due for a look after an election.
             let mut st = cache.lock();
-            let all: Vec<_> = st.workloads.keys().cloned().collect();
-            st.dirty.extend(all);
-            st.capacity_changed = true;
+            st.mark_all_dirty();
         }
         let lost = leadership.lost();
         let outcome = tokio::select! {
@@ -87,7 +85,7 @@ pub async fn run(
         }
         // Reservations not confirmed by the watch must not linger in this replica's picture:
         // drop them and list again (commits that did land come back from etcd).
-        cache.lock().inflight.clear();
+        cache.lock().clear_inflight();
         cache.resync();
         leadership.resign(&store).await;
     }

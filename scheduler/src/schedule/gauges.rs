@@ -11,7 +11,7 @@ pub fn refresh(metrics: &Metrics, st: &State) {
     let mut capacity: BTreeMap<String, f64> = BTreeMap::new();
     let mut allocated: BTreeMap<String, f64> = BTreeMap::new();
     let (mut ready, mut not_ready, mut cordoned) = (0.0, 0.0, 0.0);
-    for stored in st.nodes.values() {
+    for stored in st.nodes().values() {
         let n = &stored.value;
         if !n.status.ready {
             not_ready += 1.0;
@@ -35,7 +35,7 @@ pub fn refresh(metrics: &Metrics, st: &State) {
     // summing ten thousand nodes is cheap where a pass over every allocation is not.
     let (mut compute, mut memory) = (0u64, 0u64);
     let mut devices: BTreeMap<&str, u64> = BTreeMap::new();
-    for n in st.snapshot.nodes() {
+    for n in st.snapshot().nodes() {
         compute += n.used_compute_milli;
         memory += n.used_memory_bytes;
         for d in n.devices.iter().filter(|d| d.used_milli > 0) {
@@ -43,11 +43,7 @@ pub fn refresh(metrics: &Metrics, st: &State) {
         }
     }
     // Allocations on nodes the snapshot does not know (yet).
-    let unknown = st
-        .by_node
-        .iter()
-        .filter(|(n, _)| st.snapshot.node(n).is_none());
-    for a in unknown.flat_map(|(_, ids)| ids.iter().filter_map(|id| st.allocations.get(id))) {
+    for a in st.snapshot().allocations_off_nodes() {
         compute += a.compute_milli;
         memory += a.memory_bytes;
         let share: u64 = a.devices.iter().map(|d| u64::from(d.share_milli)).sum();

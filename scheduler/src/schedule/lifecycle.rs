@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use uni_core::model::WorkloadRef;
 use uni_core::model::{
     condition::{find_condition, set_condition, types},
     Condition, ConditionStatus, EventType, Node, ObjectRef, UnixMillis,
@@ -12,7 +13,7 @@ use uni_core::store::keys::{NodeKey, TypedKey};
 use uni_core::store::{codec, Compare, Txn, TxnOp};
 
 use super::pass::Pass;
-use crate::cache::{workload_ref, State};
+use crate::cache::State;
 
 /// Returns when a NotReady node's grace period ends next, if one is pending.
 pub fn run(pass: &mut Pass<'_>, st: &mut State, now: Instant) -> Option<Instant> {
@@ -20,11 +21,11 @@ pub fn run(pass: &mut Pass<'_>, st: &mut State, now: Instant) -> Option<Instant>
     let grace = pass.node_grace;
     let mut wake: Option<Instant> = None;
     let mut evict = Vec::new();
-    for name in &st.troubled_nodes {
-        let Some(node) = st.nodes.get(name).map(|n| &n.value) else {
+    for name in st.troubled_nodes() {
+        let Some(node) = st.node(name).map(|n| &n.value) else {
             continue;
         };
-        if !st.by_node.contains_key(name) {
+        if !st.has_allocations_on(name) {
             continue;
         }
         if node.status.draining {
@@ -59,8 +60,8 @@ fn not_ready_since(node: &Node) -> UnixMillis {
 /// Writes each node whose key vanished back without a lease, NotReady. The write only
 /// happens while the key is absent, so an agent that re-registered first wins.
 fn mark_lost_nodes(pass: &mut Pass<'_>, st: &mut State) {
-    for (name, mut node) in std::mem::take(&mut st.lost_nodes) {
-        if st.nodes.contains_key(&name) {
+    for (name, mut node) in st.take_lost_nodes() {
+        if st.node(&name).is_some() {
             continue;
         }
         node.status.ready = false;
@@ -109,8 +110,8 @@ fn evict_node(pass: &mut Pass<'_>, st: &mut State, node: &str, reason: &str, mes
         let Some(alloc) = st.release(&id) else {
             continue;
         };
-        let r = workload_ref(&alloc);
-        st.dirty.insert(r.clone());
+        let r = WorkloadRef::of(&alloc);
+        st.mark_dirty(r.clone());
         pass.metrics.evictions.with_label_values(&[reason]).inc();
         pass.event(
             ObjectRef {

@@ -100,7 +100,7 @@ impl Pass<'_> {
         r: &WorkloadRef,
         change: impl FnOnce(&mut Workload, UnixMillis),
     ) {
-        let Some(stored) = st.workloads.get(r) else {
+        let Some(stored) = st.workload(r) else {
             return;
         };
         let mut w = stored.value.clone();

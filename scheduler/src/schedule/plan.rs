@@ -64,7 +64,8 @@ impl Planner {
 
     /// Runs one pass. Returns the plan and when the next pass is due even if nothing changes.
     pub fn plan(&mut self, st: &mut State, now: Instant) -> (Plan, Option<Instant>) {
-        self.learner.refresh(&st.mix, &mut st.snapshot, now);
+        let (snapshot, counts) = st.learning();
+        self.learner.refresh(counts, snapshot, now);
         let wall = UnixMillis::now();
         self.events.forget_before(wall);
         let mut pass = Pass {
@@ -80,15 +81,15 @@ impl Planner {
         };
         let node_wake = lifecycle::run(&mut pass, st, now);
 
-        if std::mem::take(&mut st.capacity_changed) {
-            pass.backoffs.release_all(&mut st.dirty);
+        if st.take_capacity_changed() {
+            pass.backoffs.release_all(st.dirty_mut());
         }
-        pass.backoffs.release_due(now, &mut st.dirty);
+        pass.backoffs.release_due(now, st.dirty_mut());
 
-        let mut queue: Vec<WorkloadRef> = std::mem::take(&mut st.dirty).into_iter().collect();
+        let mut queue: Vec<WorkloadRef> = st.take_dirty().into_iter().collect();
         // Highest priority first, then oldest first, as a fair FIFO within a priority.
         queue.sort_by_cached_key(|r| {
-            st.workloads.get(r).map_or((i32::MIN, 0), |w| {
+            st.workload(r).map_or((i32::MIN, 0), |w| {
                 (-w.value.spec.priority(), w.value.meta.created.0)
             })
         });
@@ -100,9 +101,9 @@ impl Planner {
             }
         }
         // Out of budget: the rest waits for the next pass.
-        st.dirty.extend(rest);
+        st.requeue(rest);
 
-        let depth = st.dirty.len() + pass.backoffs.len();
+        let depth = st.dirty_len() + pass.backoffs.len();
         pass.metrics.queue_depth.set(depth as i64);
         let wake = [node_wake, pass.backoffs.next_due()]
             .into_iter()

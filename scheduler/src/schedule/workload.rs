@@ -5,19 +5,19 @@
 use std::collections::BTreeSet;
 use std::time::Instant;
 
+use uni_core::model::WorkloadRef;
 use uni_core::model::{
     Allocation, EnvVar, EventType, ReplicaPhase, ReplicaView, ResourceAmounts, TrainingJobSpec,
     UnixMillis, Workload, WorkloadPhase, WorkloadSpec,
 };
 use uni_core::store::keys::{StatusKey, TypedKey};
 use uni_core::store::{Txn, TxnOp};
+use uni_placement::ReplicaRequest;
+use uni_placement::{place, Decision, Unschedulable};
 
 use super::pass::Pass;
 use super::status::{object_ref, set_schedulable};
 use crate::cache::State;
-use uni_core::model::WorkloadRef;
-use uni_placement::ReplicaRequest;
-use uni_placement::{place, place_gang, Decision, Unschedulable};
 
 /// Why a workload (or part of it) could not be placed.
 struct Failure {
@@ -44,8 +44,8 @@ impl From<Unschedulable> for Failure {
 /// A failure when `extra` would take the workload's queue past its maximum quota.
 fn over_quota(st: &State, w: &Workload, extra: &ResourceAmounts) -> Option<Failure> {
     let queue = w.spec.queue();
-    let max = st.queues.get(queue)?.value.spec.max.to_amounts(u64::MAX);
-    let used = st.queue_usage.get(queue).copied().unwrap_or_default();
+    let max = st.queue(queue)?.value.spec.max.to_amounts(u64::MAX);
+    let used = st.queue_usage(queue);
     if used.saturating_add(extra).fits_in(&max) {
         return None;
     }
@@ -59,7 +59,7 @@ fn over_quota(st: &State, w: &Workload, extra: &ResourceAmounts) -> Option<Failu
 const PORTS: std::ops::RangeInclusive<u16> = 30000..=32767;
 
 pub fn reconcile(pass: &mut Pass<'_>, st: &mut State, r: &WorkloadRef, now: Instant) {
-    let Some(stored) = st.workloads.get(r) else {
+    let Some(stored) = st.workload(r) else {
         remove_workload(pass, st, r);
         return;
     };
@@ -74,14 +74,9 @@ pub fn reconcile(pass: &mut Pass<'_>, st: &mut State, r: &WorkloadRef, now: Inst
 fn remove_workload(pass: &mut Pass<'_>, st: &mut State, r: &WorkloadRef) {
     pass.backoffs.succeed(r);
     delete_all(pass, st, r);
-    let replicas: Vec<u32> = st
-        .statuses
-        .keys()
-        .filter(|(w, _)| w == r)
-        .map(|(_, i)| *i)
-        .collect();
+    let replicas = st.replicas_with_status(r);
     for replica in replicas {
-        st.statuses.remove(&(r.clone(), replica));
+        st.forget_status(r, replica);
         if let Ok(k) = StatusKey::new(r.namespace.clone(), r.name.clone(), replica) {
             pass.plan
                 .singles
@@ -127,11 +122,11 @@ fn inference(
     let mut failed = None;
     for replica in (0..desired).filter(|i| !have.contains(i)) {
         if pass.budget == 0 {
-            st.dirty.insert(r.clone());
+            st.mark_dirty(r.clone());
             return;
         }
         let started = Instant::now();
-        let decision = place(&st.snapshot, &req, pass.policy, pass.mix);
+        let decision = place(st.snapshot(), &req, pass.policy, pass.mix);
         pass.metrics
             .placement_duration
             .observe(started.elapsed().as_secs_f64());
@@ -179,7 +174,7 @@ fn training(
     for n in (spec.workers.min.max(1)..=spec.workers.max.max(1)).rev() {
         let reqs = vec![req.clone(); n as usize];
         let started = Instant::now();
-        let placed = place_gang(&mut st.snapshot, &reqs, pass.policy, pass.mix, |i, d| {
+        let placed = st.reserve_gang(&reqs, pass.policy, pass.mix, |i, d| {
             new_allocation(w, i as u32, &req, d, created)
         });
         pass.metrics
@@ -187,18 +182,14 @@ fn training(
             .observe(started.elapsed().as_secs_f64());
         match placed {
             Ok(members) => {
-                let members: Vec<Allocation> = members.into_iter().map(|(_, a)| a).collect();
-                let total = members.iter().fold(ResourceAmounts::default(), |t, a| {
-                    t.saturating_add(&a.amounts())
-                });
-                if let Some(f) = over_quota(st, w, &total) {
+                // The members are counted in the queue's usage already.
+                if let Some(f) = over_quota(st, w, &ResourceAmounts::default()) {
                     // Undo the gang's reservation: it holds nothing unless all of it runs.
-                    for a in &members {
-                        st.snapshot.remove_allocation(a);
-                    }
+                    st.unreserve_gang(&members);
                     last = Some(f);
                     continue;
                 }
+                let members: Vec<Allocation> = members.into_iter().map(|m| m.allocation).collect();
                 for alloc in with_rendezvous(st, members) {
                     commit(pass, st, alloc, w);
                 }
@@ -230,8 +221,7 @@ fn check_running_job(
     let phases: Vec<Option<ReplicaPhase>> = allocs
         .iter()
         .map(|a| {
-            st.statuses
-                .get(&(r.clone(), a.replica))
+            st.status(r, a.replica)
                 .filter(|s| s.allocation_id == a.id)
                 .map(|s| s.phase)
         })
@@ -247,10 +237,9 @@ fn check_running_job(
             .iter()
             .map(|a| {
                 let address = st
-                    .nodes
-                    .get(&a.node)
+                    .node(&a.node)
                     .map_or("", |n| n.value.status.address.as_str());
-                ReplicaView::new(a, address, st.statuses.get(&(r.clone(), a.replica)))
+                ReplicaView::new(a, address, st.status(r, a.replica))
             })
             .collect();
         pass.update_status(st, r, |w, now| {
@@ -298,7 +287,7 @@ fn check_running_job(
         );
     }
     delete_all(pass, st, r);
-    st.dirty.insert(r.clone());
+    st.mark_dirty(r.clone());
 }
 
 fn new_allocation(
@@ -347,8 +336,7 @@ fn with_rendezvous(st: &mut State, mut members: Vec<Allocation>) -> Vec<Allocati
     let world = members.len();
     let master_node = members.first().map(|a| a.node.clone()).unwrap_or_default();
     let master_addr = st
-        .nodes
-        .get(&master_node)
+        .node(&master_node)
         .map(|n| n.value.status.address.clone())
         .filter(|a| !a.is_empty())
         .unwrap_or_else(|| master_node.clone());
@@ -379,8 +367,7 @@ fn with_rendezvous(st: &mut State, mut members: Vec<Allocation>) -> Vec<Allocati
 
 /// Reserves a placed replica and queues its write.
 fn commit(pass: &mut Pass<'_>, st: &mut State, alloc: Allocation, w: &Workload) {
-    st.reserve(alloc.clone());
-    st.inflight.insert(alloc.id.clone(), alloc.clone());
+    st.reserve_inflight(alloc.clone());
     pass.budget = pass.budget.saturating_sub(1);
     pass.plan.puts.push((alloc, w.meta.created.0));
 }
