@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use tracing::warn;
 use uni_core::model::WorkloadRef;
 use uni_core::model::{
     condition::{find_condition, set_condition, types},
@@ -75,12 +76,19 @@ fn mark_lost_nodes(pass: &mut Pass<'_>, st: &mut State) {
             ),
             pass.now,
         );
-        let Ok(key) = NodeKey::new(name.clone()) else {
-            continue;
+        let key = match NodeKey::new(name.clone()) {
+            Ok(k) => k.format(),
+            Err(e) => {
+                warn!(node = %name, error = %e, "lost node not marked NotReady: no valid key");
+                continue;
+            }
         };
-        let key = key.format();
-        let Ok(bytes) = codec::encode(&node) else {
-            continue;
+        let bytes = match codec::encode(&node) {
+            Ok(b) => b,
+            Err(e) => {
+                warn!(node = %name, error = %e, "lost node not marked NotReady: cannot encode it");
+                continue;
+            }
         };
         pass.plan.singles.push(
             Txn::new()
