@@ -80,10 +80,6 @@ impl Watcher {
         self
     }
 
-    pub fn prefix(&self) -> &str {
-        &self.prefix
-    }
-
     /// Drops the watch: the next call lists again and returns [`Event::Restarted`].
     pub fn restart(&mut self) {
         self.listing = Listing::default();

@@ -9,8 +9,14 @@ use super::State;
 impl State {
     /// Records an allocation (replacing one with its id) in the index and the tallies.
     pub fn reserve(&mut self, alloc: Allocation) {
-        if let Some(old) = self.snapshot.allocation(&alloc.id).cloned() {
-            self.tally(&old, false);
+        match self.snapshot.allocation(&alloc.id) {
+            // Recorded already (the watch confirming a reservation): nothing changes.
+            Some(old) if *old == alloc => return,
+            Some(old) => {
+                let old = old.clone();
+                self.tally(&old, false);
+            }
+            None => {}
         }
         self.snapshot.add_allocation(&alloc);
         self.tally(&alloc, true);
