@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Quick start: builds Universal, starts dev mode (control plane + an agent for this machine, on
-# an embedded store, no etcd), applies the examples and shows them running.
+# an embedded store, no etcd), applies the examples and shows them running. Dev mode serves
+# TLS on loopback with a CA and admin token of its own, and writes the unictl context "dev".
 # Stop it with: kill $(cat "$DATA/dev.pid")
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DATA="${UNIVERSAL_DATA_DIR:-$HOME/.local/share/universal/dev}"
-SERVER="http://127.0.0.1:7070"
 
 scripts/install-deps.sh
 cargo build --release -p uni-scheduler -p uni-agent -p unictl
@@ -20,7 +20,7 @@ else
   echo $! >"$DATA/dev.pid"
   # Wait until the API answers, at most 30 s.
   for _ in $(seq 1 300); do
-    "$BIN/unictl" --server "$SERVER" get nodes >/dev/null 2>&1 && break
+    "$BIN/unictl" --context dev get nodes >/dev/null 2>&1 && break
     if ! kill -0 "$(cat "$DATA/dev.pid")" 2>/dev/null; then
       echo "dev mode failed to start; see $DATA/dev.log" >&2
       exit 1
@@ -29,12 +29,12 @@ else
   done
 fi
 
-"$BIN/unictl" --server "$SERVER" apply -f examples/
+"$BIN/unictl" --context dev apply -f examples/
 # Give the replicas a moment to start before showing them.
 sleep 3
-"$BIN/unictl" --server "$SERVER" get nodes
+"$BIN/unictl" --context dev get nodes
 echo
-"$BIN/unictl" --server "$SERVER" get workloads -o wide
+"$BIN/unictl" --context dev get workloads -o wide
 cat <<EOT
 
 Universal is running in dev mode (data in $DATA, log in $DATA/dev.log).

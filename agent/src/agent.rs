@@ -19,6 +19,7 @@ use uni_core::store::KvStore;
 
 use crate::capacity::{self, Reserve};
 use crate::cgroup::{CgroupConfig, CgroupManager};
+use crate::devices::DeviceNodes;
 use crate::discovery::{self, DiscoveryConfig};
 use crate::error::{Error, Result};
 use crate::logs::LogServer;
@@ -55,6 +56,10 @@ pub struct AgentConfig {
     pub discovery: DiscoveryConfig,
     /// Use this inventory instead of discovering one (tests, dev mode).
     pub inventory: Option<Inventory>,
+    /// Device node of accelerators by index, replacing what discovery found; an accelerator
+    /// with none here or from discovery is `/dev/nvidia<index>`. Replicas can open only the
+    /// nodes of the accelerators bound to them.
+    pub device_paths: BTreeMap<u32, PathBuf>,
     pub runtime: RuntimeOptions,
     /// How often the hardware is discovered again to notice changes.
     pub rediscover_interval: Duration,
@@ -77,6 +82,7 @@ impl AgentConfig {
             shim: None,
             discovery: DiscoveryConfig::default(),
             inventory: None,
+            device_paths: BTreeMap::new(),
             // Embedded agents stop their replicas with their host process; the uni-agent
             // daemon leaves them running for the next agent (see `config`).
             runtime: RuntimeOptions {
@@ -123,15 +129,22 @@ impl Agent {
         NodeKey::new(config.node_name.as_str())
             .map_err(|e| Error::Config(format!("node name {:?}: {e}", config.node_name)))?;
         let catalog = Catalog::load(config.catalog.as_deref())?;
-        let inventory = match config.inventory.clone() {
-            Some(inv) => inv,
+        let discovered = match config.inventory.clone() {
+            Some(inventory) => discovery::Discovered {
+                inventory,
+                ..discovery::Discovered::default()
+            },
             None => {
                 let d = config.discovery.clone();
-                tokio::task::spawn_blocking(move || discovery::discover(&d))
+                tokio::task::spawn_blocking(move || discovery::discover_with_devices(&d))
                     .await
                     .map_err(|e| Error::Discovery(e.to_string()))??
             }
         };
+        let mut device_paths = discovered.device_paths;
+        device_paths.extend(config.device_paths.clone());
+        let device_nodes = DeviceNodes::for_inventory(&discovered.inventory, &device_paths);
+        let inventory = discovered.inventory;
         let valued = capacity::value(inventory, &catalog, config.reserve);
         info!(
             node = %config.node_name,
@@ -152,6 +165,14 @@ impl Agent {
         }
         let root = config.data_dir.join("replicas");
         std::fs::create_dir_all(&root).map_err(Error::at("creating", &root))?;
+        if let Some(dir) = closed_to_others(&root) {
+            warn!(
+                dir = %dir.display(),
+                "replicas run as other users and cannot reach their scratch directories under \
+                 this directory by path (it is not searchable by others): chmod o+x it or choose \
+                 another --data-dir"
+            );
+        }
 
         let server::Listeners {
             grpc,
@@ -188,6 +209,7 @@ impl Agent {
             opts: opts.clone(),
             base_env: ReplicaHost::inherited_env(),
             has_accelerators,
+            device_nodes,
         });
 
         let rest_cancel = CancellationToken::new();
@@ -284,6 +306,23 @@ impl RunningAgent {
         self.log_streams.wait().await;
         info!("agent stopped");
     }
+}
+
+/// The first directory from `/` down to `dir` that users other than its owner cannot search,
+/// when this agent runs replicas as other users (it is root).
+pub fn closed_to_others(dir: &Path) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    // SAFETY: geteuid takes no arguments and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return None;
+    }
+    let dir = dir.canonicalize().ok()?;
+    let mut ancestors: Vec<&Path> = dir.ancestors().collect();
+    ancestors.reverse();
+    ancestors
+        .into_iter()
+        .find(|d| std::fs::metadata(d).is_ok_and(|m| m.permissions().mode() & 0o001 == 0))
+        .map(Path::to_path_buf)
 }
 
 /// The shim: this executable when it is uni-agent, else a `uni-agent` beside it, else none.

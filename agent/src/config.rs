@@ -13,7 +13,7 @@ use crate::agent::AgentConfig;
 use crate::capacity::Reserve;
 use crate::discovery::NvmlSource;
 use crate::error::{Error, Result};
-use crate::runtime::OnShutdown;
+use crate::runtime::{OnShutdown, RunAs};
 use crate::simulate::SimulateConfig;
 
 #[derive(Debug, Parser)]
@@ -27,6 +27,15 @@ pub struct Cli {
     /// etcd endpoints, HOST:PORT[,...].
     #[arg(long, env = "UNIVERSAL_ETCD_ENDPOINTS", value_delimiter = ',')]
     pub etcd_endpoints: Option<Vec<String>>,
+    /// CA that signed etcd's certificate (`https://` endpoints).
+    #[arg(long, env = "UNIVERSAL_ETCD_CA")]
+    pub etcd_ca: Option<PathBuf>,
+    /// Client certificate presented to etcd.
+    #[arg(long, env = "UNIVERSAL_ETCD_CERT")]
+    pub etcd_cert: Option<PathBuf>,
+    /// Private key of --etcd-cert.
+    #[arg(long, env = "UNIVERSAL_ETCD_KEY")]
+    pub etcd_key: Option<PathBuf>,
     /// Node name (default: the host name).
     #[arg(long, env = "UNIVERSAL_NODE_NAME")]
     pub node_name: Option<String>,
@@ -84,6 +93,12 @@ pub struct Cli {
     /// Stop replicas when the agent stops (default: leave them running for the next agent).
     #[arg(long, env = "UNIVERSAL_AGENT_STOP_WORKLOADS_ON_EXIT")]
     pub stop_workloads_on_exit: bool,
+    /// User id replicas run as when their template names none (default 65534, nobody; not 0).
+    #[arg(long, env = "UNIVERSAL_AGENT_RUN_AS_USER")]
+    pub run_as_user: Option<u32>,
+    /// Group id replicas run as when their template names none (default 65534; not 0).
+    #[arg(long, env = "UNIVERSAL_AGENT_RUN_AS_GROUP")]
+    pub run_as_group: Option<u32>,
     /// Run this many simulated nodes instead of managing this machine.
     #[arg(long, env = "UNIVERSAL_AGENT_SIMULATE")]
     pub simulate: Option<usize>,
@@ -104,6 +119,9 @@ pub enum Command {
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct FileConfig {
     pub etcd_endpoints: Option<Vec<String>>,
+    pub etcd_ca: Option<PathBuf>,
+    pub etcd_cert: Option<PathBuf>,
+    pub etcd_key: Option<PathBuf>,
     pub node_name: Option<String>,
     pub labels: Option<BTreeMap<String, String>>,
     pub listen: Option<SocketAddr>,
@@ -123,6 +141,8 @@ pub struct FileConfig {
     pub grace_period_seconds: Option<u64>,
     pub backoff_seconds: Option<f64>,
     pub stop_workloads_on_exit: Option<bool>,
+    pub run_as_user: Option<u32>,
+    pub run_as_group: Option<u32>,
     pub simulate: Option<usize>,
     pub profile: Option<PathBuf>,
 }
@@ -139,6 +159,7 @@ impl FileConfig {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub etcd_endpoints: Vec<String>,
+    pub etcd: uni_core::store::EtcdOptions,
     pub agent: AgentConfig,
     pub simulate: Option<SimulateConfig>,
 }
@@ -153,6 +174,28 @@ fn labels(list: &[String]) -> Result<BTreeMap<String, String>> {
             _ => Err(Error::Config(format!("labels: {s:?} is not key=value"))),
         })
         .collect()
+}
+
+/// The default identity of replicas: unprivileged. Root is for templates that ask for it.
+fn run_as(user: Option<u32>, group: Option<u32>) -> Result<RunAs> {
+    let run_as = RunAs {
+        uid: user.unwrap_or(RunAs::NOBODY.uid),
+        gid: group.unwrap_or(RunAs::NOBODY.gid),
+    };
+    for (key, id) in [("run-as-user", run_as.uid), ("run-as-group", run_as.gid)] {
+        if id == 0 {
+            return Err(Error::Config(format!(
+                "{key}: the default identity of replicas may not be root (0); a workload that \
+                 needs root says so in its template (run_as_user: 0)"
+            )));
+        }
+        if id == u32::MAX {
+            return Err(Error::Config(format!(
+                "{key}: 4294967295 is not an id (to the kernel it means \"unchanged\")"
+            )));
+        }
+    }
+    Ok(run_as)
 }
 
 fn hostname() -> String {
@@ -242,6 +285,10 @@ impl Config {
             } else {
                 OnShutdown::Leave
             };
+        agent.runtime.run_as = run_as(
+            cli.run_as_user.or(file.run_as_user),
+            cli.run_as_group.or(file.run_as_group),
+        )?;
         let simulate = match simulating {
             Some(nodes) => {
                 let profile = cli
@@ -258,8 +305,15 @@ impl Config {
             }
             None => None,
         };
+        let etcd = uni_core::store::EtcdOptions::from_files(
+            cli.etcd_ca.or(file.etcd_ca).as_deref(),
+            cli.etcd_cert.or(file.etcd_cert).as_deref(),
+            cli.etcd_key.or(file.etcd_key).as_deref(),
+        )
+        .map_err(|e| Error::Config(format!("etcd TLS: {e}")))?;
         Ok(Self {
             etcd_endpoints,
+            etcd,
             agent,
             simulate,
         })
@@ -294,6 +348,36 @@ mod tests {
         assert!(c.simulate.is_none());
         // The daemon leaves replicas running across its own restarts.
         assert_eq!(c.agent.runtime.on_shutdown, OnShutdown::Leave);
+        // The file's replica identity, the group overridden by the flag.
+        assert_eq!(
+            (file.run_as_user, file.run_as_group),
+            (Some(65534), Some(65534))
+        );
+        let cli = Cli::parse_from([
+            "uni-agent",
+            "--config",
+            path.to_str().unwrap(),
+            "--run-as-group",
+            "1000",
+        ]);
+        let c = Config::resolve(cli).unwrap();
+        assert_eq!(
+            c.agent.runtime.run_as,
+            RunAs {
+                uid: 65534,
+                gid: 1000
+            }
+        );
+    }
+
+    #[test]
+    fn replicas_default_to_nobody_and_never_to_root() {
+        let c = Config::resolve(Cli::parse_from(["uni-agent"])).unwrap();
+        assert_eq!(c.agent.runtime.run_as, RunAs::NOBODY);
+        for flag in ["--run-as-user", "--run-as-group"] {
+            let err = Config::resolve(Cli::parse_from(["uni-agent", flag, "0"])).unwrap_err();
+            assert!(err.to_string().contains("may not be root"), "{err}");
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@ use tracing::{info, warn};
 use uni_agent::agent::detect_address;
 use uni_agent::config::{Cli, Command, Config};
 use uni_agent::{shim, simulate, Agent};
-use uni_core::store::{EtcdStore, KvStore};
+use uni_core::store::{EtcdOptions, EtcdStore, KvStore};
 use uni_core::Backoff;
 
 fn main() -> ExitCode {
@@ -55,7 +55,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         signal.cancel();
     });
-    let Some(store) = connect(&config.etcd_endpoints, &stop).await else {
+    let Some(store) = connect(&config.etcd_endpoints, &config.etcd, &stop).await else {
         return Ok(());
     };
     let peer = config.etcd_endpoints.first().map(|e| {
@@ -102,10 +102,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 /// Connects to etcd, retrying until it answers or the agent is told to stop.
-async fn connect(endpoints: &[String], stop: &CancellationToken) -> Option<Arc<dyn KvStore>> {
+async fn connect(
+    endpoints: &[String],
+    opts: &EtcdOptions,
+    stop: &CancellationToken,
+) -> Option<Arc<dyn KvStore>> {
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
     loop {
-        match EtcdStore::connect(endpoints)
+        match EtcdStore::connect_with(endpoints, opts)
             .await
             .context("connecting to etcd")
         {

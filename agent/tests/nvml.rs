@@ -49,6 +49,11 @@ async fn nvml_devices_are_discovered_and_registered() {
     assert_eq!(d0.pci_bus_id, "00000000:18:00.0");
     assert_eq!(d0.nvlink_peers, vec![1]);
     assert_eq!(gpus.devices[1].nvlink_peers, vec![0]);
+    // Device nodes come from the minor numbers, not the indexes.
+    assert_eq!(
+        gpus.device_paths,
+        vec![PathBuf::from("/dev/nvidia4"), PathBuf::from("/dev/nvidia5")]
+    );
 
     // The whole discovery of this machine, with the stand-in driver.
     let inv = discovery::discover(&DiscoveryConfig {

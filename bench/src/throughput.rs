@@ -244,6 +244,7 @@ async fn start_scheduler(endpoints: &[String]) -> anyhow::Result<(tokio::process
     let mut child = tokio::process::Command::new(&exe)
         .args(["--etcd-endpoints", &endpoints.join(",")])
         .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
+        .arg("--insecure")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .kill_on_drop(true)

@@ -1,39 +1,39 @@
 //! Connections to the API server, and gRPC errors made readable.
 
 use anyhow::anyhow;
-use tonic::transport::Channel;
 use tonic::{Code, Status};
+use uni_core::client::{AuthChannel, Target};
 use uni_proto::v1::{
-    cluster_service_client::ClusterServiceClient, event_service_client::EventServiceClient,
-    log_service_client::LogServiceClient, node_service_client::NodeServiceClient,
-    queue_service_client::QueueServiceClient, workload_service_client::WorkloadServiceClient,
+    access_service_client::AccessServiceClient, cluster_service_client::ClusterServiceClient,
+    event_service_client::EventServiceClient, log_service_client::LogServiceClient,
+    node_service_client::NodeServiceClient, queue_service_client::QueueServiceClient,
+    workload_service_client::WorkloadServiceClient,
 };
 
 #[derive(Clone)]
 pub struct Clients {
-    pub workloads: WorkloadServiceClient<Channel>,
-    pub nodes: NodeServiceClient<Channel>,
-    pub queues: QueueServiceClient<Channel>,
-    pub cluster: ClusterServiceClient<Channel>,
-    pub events: EventServiceClient<Channel>,
-    pub logs: LogServiceClient<Channel>,
+    pub workloads: WorkloadServiceClient<AuthChannel>,
+    pub nodes: NodeServiceClient<AuthChannel>,
+    pub queues: QueueServiceClient<AuthChannel>,
+    pub cluster: ClusterServiceClient<AuthChannel>,
+    pub events: EventServiceClient<AuthChannel>,
+    pub logs: LogServiceClient<AuthChannel>,
+    pub access: AccessServiceClient<AuthChannel>,
 }
 
-pub async fn connect(server: &str) -> anyhow::Result<Clients> {
-    let channel = Channel::from_shared(server.to_string())
-        .map_err(|e| anyhow!("bad server address {server:?}: {e}"))?
+pub async fn connect(target: &Target) -> anyhow::Result<Clients> {
+    let channel = target
         .connect()
         .await
-        .map_err(|e| {
-            anyhow!("cannot reach the Universal API at {server}: {e} (is uni-scheduler running? see --server)")
-        })?;
+        .map_err(|e| anyhow!("{e} (is uni-scheduler running? see --server and --context)"))?;
     Ok(Clients {
         workloads: WorkloadServiceClient::new(channel.clone()),
         nodes: NodeServiceClient::new(channel.clone()),
         queues: QueueServiceClient::new(channel.clone()),
         cluster: ClusterServiceClient::new(channel.clone()),
         events: EventServiceClient::new(channel.clone()),
-        logs: LogServiceClient::new(channel),
+        logs: LogServiceClient::new(channel.clone()),
+        access: AccessServiceClient::new(channel),
     })
 }
 
@@ -47,6 +47,14 @@ pub fn explain(s: Status) -> anyhow::Error {
         Code::FailedPrecondition => "refused",
         Code::Unavailable => "unavailable",
         Code::Unimplemented => "not supported by this server",
+        Code::PermissionDenied => "forbidden",
+        Code::Unauthenticated => {
+            return anyhow!(
+                "not authenticated: {} (give a token with --token or $UNIVERSAL_TOKEN, or set \
+                 the context's credentials with `unictl config set-context`)",
+                s.message()
+            )
+        }
         _ => "server error",
     };
     anyhow!("{what}: {}", s.message())

@@ -2,13 +2,13 @@
 
 mod client;
 mod commands;
-mod config;
 mod manifest;
 mod output;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
 use commands::Ctx;
+use uni_core::client::{Overrides, Target};
 
 #[derive(Parser)]
 #[command(
@@ -18,9 +18,12 @@ use commands::Ctx;
     propagate_version = true
 )]
 struct Cli {
-    /// API server, e.g. http://127.0.0.1:7070 (overrides $UNIVERSAL_SERVER and the context).
+    /// API server, e.g. https://127.0.0.1:7070 (overrides $UNIVERSAL_SERVER and the context).
     #[arg(long, global = true)]
     server: Option<String>,
+    /// Bearer token (overrides $UNIVERSAL_TOKEN and the context's credentials).
+    #[arg(long, global = true, hide_env_values = true)]
+    token: Option<String>,
     /// Context from the config file to use.
     #[arg(long, global = true)]
     context: Option<String>,
@@ -51,7 +54,16 @@ enum Command {
         name: Option<String>,
         #[arg(short = 'f', long = "filename")]
         files: Vec<String>,
+        /// A cluster-wide role binding rather than one in the namespace.
+        #[arg(long)]
+        cluster_wide: bool,
     },
+    /// Create an object from flags: `create rolebinding NAME --role ROLE --user U --group G`.
+    #[command(subcommand)]
+    Create(CreateCommand),
+    /// Your identity and permissions: `auth whoami`, `auth can-i VERB RESOURCE`.
+    #[command(subcommand)]
+    Auth(commands::access::AuthCommand),
     /// Print a workload's replica output.
     Logs(commands::logs::Args),
     /// Change the replica count (inference) or the worker range (training).
@@ -88,6 +100,13 @@ enum Command {
     Completion { shell: clap_complete::Shell },
 }
 
+#[derive(Subcommand)]
+enum CreateCommand {
+    /// Grant a role to users and groups in the namespace (or, with --cluster-wide, everywhere).
+    #[command(alias = "rb")]
+    Rolebinding(commands::access::CreateArgs),
+}
+
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();
@@ -106,11 +125,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::Config(c) = cli.command {
         return commands::config::run(c);
     }
-    let (server, default_ns) = config::resolve(cli.server.as_deref(), cli.context.as_deref())?;
+    let target = Target::resolve(&Overrides {
+        server: cli.server.as_deref(),
+        context: cli.context.as_deref(),
+        token: cli.token.as_deref(),
+    })?;
     let ctx = Ctx {
-        server,
         namespace_explicit: cli.namespace.is_some(),
-        namespace: cli.namespace.unwrap_or(default_ns),
+        namespace: cli.namespace.unwrap_or_else(|| target.namespace.clone()),
+        target,
         all_namespaces: cli.all_namespaces,
     };
     match cli.command {
@@ -123,7 +146,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             resource,
             name,
             files,
-        } => commands::delete::run(&ctx, resource, name, &files).await,
+            cluster_wide,
+        } => commands::delete::run(&ctx, resource, name, &files, cluster_wide).await,
+        Command::Create(CreateCommand::Rolebinding(args)) => {
+            commands::access::create(&ctx, args).await
+        }
+        Command::Auth(cmd) => commands::access::auth(&ctx, cmd).await,
         Command::Logs(args) => commands::logs::run(&ctx, args).await,
         Command::Scale {
             target,

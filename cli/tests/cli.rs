@@ -12,6 +12,7 @@ use uni_core::store::{codec, EmbeddedStore, KvStore, RangeOptions};
 use uni_core::testing::EtcdServer;
 use uni_scheduler::config::Config;
 use uni_scheduler::control_plane::ControlPlane;
+use uni_scheduler::init::{init, InitOptions, Initialized};
 
 const WEB: &str = "apiVersion: universal/v1
 kind: InferenceService
@@ -34,13 +35,25 @@ spec:
 ";
 
 struct Cluster {
-    server: String,
     store: Arc<dyn KvStore>,
     plane: ControlPlane,
     dir: tempfile::TempDir,
 }
 
+/// A cluster CA and admin token for the control plane; unictl uses them through a context.
+fn secure(dir: &std::path::Path) -> Initialized {
+    init(&InitOptions {
+        dir: dir.join("pki"),
+        server_names: vec![],
+        server_url: String::new(),
+        context: None,
+    })
+    .unwrap()
+}
+
 async fn start(store: Arc<dyn KvStore>) -> Cluster {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = secure(dir.path());
     let config = Config {
         etcd_endpoints: vec![],
         listen: "127.0.0.1:0".parse().unwrap(),
@@ -52,6 +65,7 @@ async fn start(store: Arc<dyn KvStore>) -> Cluster {
         max_commits_in_flight: 4,
         dev: false,
         data_dir: std::path::PathBuf::new(),
+        security: pki.security(),
     };
     let catalog = Arc::new(Catalog::builtin().unwrap());
     let plane = ControlPlane::start(store.clone(), catalog, &config)
@@ -79,12 +93,10 @@ async fn start(store: Arc<dyn KvStore>) -> Cluster {
             .await
             .unwrap();
     }
-    Cluster {
-        server: format!("http://{}", plane.api_addr),
-        store,
-        plane,
-        dir: tempfile::tempdir().unwrap(),
-    }
+    let server = format!("https://{}", plane.api_addr);
+    pki.write_context_at(&dir.path().join("config.yaml"), "test", &server)
+        .unwrap();
+    Cluster { store, plane, dir }
 }
 
 struct Out {
@@ -97,8 +109,7 @@ impl Cluster {
     /// Runs unictl (a blocking child process) off the async runtime.
     async fn unictl(&self, args: &[&str]) -> Out {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_unictl"));
-        cmd.args(["--server", &self.server])
-            .args(args)
+        cmd.args(args)
             .current_dir(self.dir.path())
             .env("UNICTL_CONFIG", self.dir.path().join("config.yaml"))
             .env_remove("UNIVERSAL_SERVER");

@@ -2,6 +2,7 @@
 //! etcd and on the embedded store; `unictl apply` the examples, the service answers HTTP, the
 //! training job succeeds and its logs show the exchange, `scale` and `delete` take effect.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use uni_core::store::{EmbeddedStore, KvStore};
 use uni_core::testing::EtcdServer;
 use uni_scheduler::config::Config;
 use uni_scheduler::control_plane::ControlPlane;
+use uni_scheduler::init::{init, InitOptions};
 
 const WAIT: Duration = Duration::from_secs(90);
 /// How often a condition is checked again while waiting for it.
@@ -23,15 +25,13 @@ fn examples() -> PathBuf {
 }
 
 struct Env {
-    server: String,
     dir: tempfile::TempDir,
 }
 
 impl Env {
     async fn unictl(&self, args: &[&str]) -> (bool, String, String) {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_unictl"));
-        cmd.args(["--server", &self.server])
-            .args(args)
+        cmd.args(args)
             .env("UNICTL_CONFIG", self.dir.path().join("config.yaml"));
         let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
             .await
@@ -88,6 +88,17 @@ async fn http_ok(port: u64) -> bool {
 
 async fn run(store: Arc<dyn KvStore>) {
     let dir = tempfile::tempdir().unwrap();
+    // The agent's data directory holds the replicas' scratch directories, which replicas
+    // (running as nobody) reach by path: it must be searchable by others, as
+    // /var/lib/universal is, not 0700 as a temporary directory is made.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let pki = init(&InitOptions {
+        dir: dir.path().join("pki"),
+        server_names: vec![],
+        server_url: String::new(),
+        context: None,
+    })
+    .unwrap();
     let config = Config {
         etcd_endpoints: vec![],
         listen: "127.0.0.1:0".parse().unwrap(),
@@ -99,6 +110,7 @@ async fn run(store: Arc<dyn KvStore>) {
         max_commits_in_flight: 4,
         dev: false,
         data_dir: dir.path().to_path_buf(),
+        security: pki.security(),
     };
     let plane = ControlPlane::start(
         store.clone(),
@@ -114,10 +126,13 @@ async fn run(store: Arc<dyn KvStore>) {
         .start()
         .await
         .unwrap();
-    let env = Env {
-        server: format!("http://{}", plane.api_addr),
-        dir,
-    };
+    pki.write_context_at(
+        &dir.path().join("config.yaml"),
+        "e2e",
+        &format!("https://{}", plane.api_addr),
+    )
+    .unwrap();
+    let env = Env { dir };
 
     let ex = examples();
     let (ok, out, err) = env.unictl(&["apply", "-f", ex.to_str().unwrap()]).await;

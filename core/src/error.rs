@@ -86,6 +86,9 @@ pub enum Error {
     Corrupt { key: String, reason: String },
     #[error("hardware catalog: {0}")]
     Catalog(String),
+    /// A certificate, key or TLS setting that cannot be loaded or used.
+    #[error("TLS: {0}")]
+    Tls(String),
     #[error("internal error: {0}")]
     Internal(String),
 }

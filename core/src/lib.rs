@@ -3,6 +3,7 @@
 
 pub mod backoff;
 pub mod catalog;
+pub mod client;
 pub mod convert;
 pub mod error;
 pub mod model;
@@ -10,6 +11,7 @@ pub mod quantity;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod tls;
 pub mod units;
 pub mod validate;
 

@@ -11,7 +11,10 @@ use std::time::Duration;
 use tempfile::TempDir;
 use tokio::time::Instant;
 
-use crate::store::{EtcdStore, KvStore};
+use crate::store::{EtcdOptions, EtcdStore, KvStore};
+use crate::tls::client::ClientTls;
+use crate::tls::pki::Ca;
+use crate::tls::server::TlsFiles;
 use crate::{Error, Result};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -21,6 +24,68 @@ pub struct EtcdServer {
     dir: TempDir,
     client_port: u16,
     peer_port: u16,
+    /// Set by [`EtcdServer::start_tls`]: etcd serves TLS and requires client certificates.
+    pki: Option<Box<TestPki>>,
+}
+
+/// A throwaway CA in a temporary directory, issuing certificate files for tests.
+pub struct TestPki {
+    pub dir: TempDir,
+    pub ca: Ca,
+}
+
+impl TestPki {
+    pub fn new() -> Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("uni-pki-")
+            .tempdir()
+            .map_err(|e| Error::Unavailable(format!("temp dir: {e}")))?;
+        let ca = Ca::generate("test-ca")?;
+        ca.write(dir.path(), "ca")?;
+        Ok(Self { dir, ca })
+    }
+
+    pub fn ca_path(&self) -> PathBuf {
+        self.dir.path().join("ca.crt")
+    }
+
+    /// A server certificate for localhost as `NAME.crt`/`NAME.key`, with the CA as client CA.
+    pub fn server(&self, name: &str) -> Result<TlsFiles> {
+        let names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+        let (cert, key) = self.paths(name);
+        self.ca
+            .issue_server(name, &names, Duration::from_secs(3600))?
+            .write(&cert, &key)?;
+        Ok(TlsFiles {
+            cert,
+            key,
+            client_ca: Some(self.ca_path()),
+        })
+    }
+
+    /// A client certificate for `user` in `group`: `(cert, key)` paths.
+    pub fn client(&self, user: &str, group: Option<&str>) -> Result<(PathBuf, PathBuf)> {
+        let (cert, key) = self.paths(&user.replace(':', "_"));
+        self.ca
+            .issue_client(user, group, Duration::from_secs(3600))?
+            .write(&cert, &key)?;
+        Ok((cert, key))
+    }
+
+    /// Client TLS trusting the CA, as `user` when given.
+    pub fn client_tls(&self, user: Option<(&str, Option<&str>)>) -> Result<ClientTls> {
+        let identity = user.map(|(u, g)| self.client(u, g)).transpose()?;
+        ClientTls::from_files(
+            Some(&self.ca_path()),
+            identity.as_ref().map(|i| i.0.as_path()),
+            identity.as_ref().map(|i| i.1.as_path()),
+        )
+    }
+
+    fn paths(&self, name: &str) -> (PathBuf, PathBuf) {
+        let d = self.dir.path();
+        (d.join(format!("{name}.crt")), d.join(format!("{name}.key")))
+    }
 }
 
 fn free_port() -> Result<u16> {
@@ -37,6 +102,15 @@ fn etcd_bin() -> String {
 impl EtcdServer {
     /// Starts etcd and waits until it serves requests.
     pub async fn start() -> Result<Self> {
+        Self::start_with(None).await
+    }
+
+    /// Starts etcd serving TLS only to clients with a certificate from its [`TestPki`].
+    pub async fn start_tls() -> Result<Self> {
+        Self::start_with(Some(Box::new(TestPki::new()?))).await
+    }
+
+    async fn start_with(pki: Option<Box<TestPki>>) -> Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("uni-etcd-")
             .tempdir()
@@ -46,6 +120,7 @@ impl EtcdServer {
             dir,
             client_port: 0,
             peer_port: 0,
+            pki,
         };
         // Another process may take a probed port before etcd binds it: try fresh ports.
         let mut last = None;
@@ -60,13 +135,31 @@ impl EtcdServer {
         Err(last.unwrap_or_else(|| Error::Unavailable("etcd did not start".into())))
     }
 
-    /// The client URL, e.g. `http://127.0.0.1:40123`.
+    /// The client URL, e.g. `http://127.0.0.1:40123` (`https://` with TLS).
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client_port)
+        let scheme = if self.pki.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.client_port)
+    }
+
+    /// The CA of a TLS etcd.
+    pub fn pki(&self) -> Option<&TestPki> {
+        self.pki.as_deref()
+    }
+
+    /// How to connect: with TLS, as a client certificate for `root`.
+    pub fn options(&self) -> Result<EtcdOptions> {
+        Ok(EtcdOptions {
+            tls: self
+                .pki
+                .as_ref()
+                .map(|p| p.client_tls(Some(("root", None))))
+                .transpose()?,
+            user: None,
+        })
     }
 
     pub async fn store(&self) -> Result<EtcdStore> {
-        EtcdStore::connect(&[self.endpoint()]).await
+        EtcdStore::connect_with(&[self.endpoint()], &self.options()?).await
     }
 
     /// Kills etcd (as a crash would); its data stays for [`EtcdServer::restart`].
@@ -95,7 +188,18 @@ impl EtcdServer {
             .append(true)
             .open(self.log_path())
             .map_err(|e| Error::Unavailable(format!("etcd log: {e}")))?;
-        let child = Command::new(etcd_bin())
+        let mut cmd = Command::new(etcd_bin());
+        if let Some(pki) = &self.pki {
+            let files = pki.server("etcd")?;
+            cmd.arg("--cert-file")
+                .arg(&files.cert)
+                .arg("--key-file")
+                .arg(&files.key)
+                .arg("--trusted-ca-file")
+                .arg(pki.ca_path())
+                .arg("--client-cert-auth");
+        }
+        let child = cmd
             .args(["--name", "test"])
             .arg("--data-dir")
             .arg(self.dir.path().join("data"))

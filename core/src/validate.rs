@@ -7,12 +7,14 @@
 
 pub mod names;
 
+mod access;
 mod meta;
 mod node;
 mod queue;
 mod template;
 mod workload;
 
+pub use access::{role_binding_errors, validate_role_binding, MAX_BINDING_SUBJECTS};
 pub use meta::{meta_errors, Scope, MAX_ANNOTATIONS_BYTES};
 pub use node::{node_errors, validate_node};
 pub use queue::{queue_errors, validate_queue};

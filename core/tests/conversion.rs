@@ -60,6 +60,8 @@ fn template() -> ReplicaTemplate {
             }],
             prefer: Preference::Speed,
         },
+        run_as_user: Some(1000),
+        run_as_group: Some(0),
     }
 }
 
@@ -151,7 +153,13 @@ fn training() -> Workload {
     Workload {
         meta: meta("pretrain"),
         spec: WorkloadSpec::Training(TrainingJobSpec {
-            template: template(),
+            // Root asked for explicitly, group left to the policy: Some(0) and None both
+            // survive the wire.
+            template: ReplicaTemplate {
+                run_as_user: Some(0),
+                run_as_group: None,
+                ..template()
+            },
             workers: WorkerCount { min: 2, max: 8 },
             master_port: 29400,
             retry: RetryPolicy {
@@ -451,6 +459,11 @@ fn unset_wire_fields_get_documented_defaults() {
         .as_ref()
         .expect("accelerator");
     assert_eq!((acc.min_devices, acc.max_devices), (2, 2));
+    assert_eq!(
+        (s.template.run_as_user, s.template.run_as_group),
+        (None, None),
+        "unset identity stays unset: the policy or the agent chooses"
+    );
 
     let job = pb::Workload {
         spec: Some(pb::workload::Spec::Training(pb::TrainingJobSpec::default())),

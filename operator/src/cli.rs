@@ -31,9 +31,12 @@ pub enum Command {
 
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
-    /// Universal API endpoint, e.g. http://uni-scheduler.universal-system:7070.
+    /// Universal API endpoint, e.g. https://uni-scheduler.universal-system:7070.
     #[arg(long, env = "UNIVERSAL_SCHEDULER")]
     pub scheduler: String,
+    /// CA certificate that signed the scheduler's certificate (default: the system roots).
+    #[arg(long, env = "UNIVERSAL_CA")]
+    pub ca: Option<PathBuf>,
     /// Watch workload resources in this namespace only; default: every namespace.
     #[arg(long, env = "UNIVERSAL_OPERATOR_NAMESPACE")]
     pub namespace: Option<String>,

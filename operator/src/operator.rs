@@ -26,7 +26,7 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> Result<()> {
         Some(path) => Some(std::fs::read_to_string(path)?),
         None => None,
     };
-    let universal = Universal::new(&args.scheduler, token)?;
+    let universal = Universal::new(&args.scheduler, token, args.ca.as_deref())?;
     let identity = args.identity();
     let ctx = Arc::new(Context::new(
         client.clone(),

@@ -3,10 +3,12 @@
 
 use std::time::Duration;
 
-use tonic::metadata::MetadataValue;
+use std::path::Path;
+
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
-use tonic::{Code, Request, Status, Streaming};
+use tonic::{Code, Status, Streaming};
+use uni_core::client::{AuthChannel, BearerToken};
+use uni_core::tls::client::{channel, ClientTls};
 use uni_proto::v1 as pb;
 use uni_proto::v1::queue_service_client::QueueServiceClient;
 use uni_proto::v1::workload_service_client::WorkloadServiceClient;
@@ -14,22 +16,7 @@ use uni_proto::v1::workload_service_client::WorkloadServiceClient;
 use crate::convert::Counts;
 use crate::error::{Error, Result};
 
-/// Adds `authorization: Bearer <token>` when a token is configured.
-#[derive(Clone)]
-pub struct Auth {
-    header: Option<MetadataValue<tonic::metadata::Ascii>>,
-}
-
-impl tonic::service::Interceptor for Auth {
-    fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
-        if let Some(h) = &self.header {
-            req.metadata_mut().insert("authorization", h.clone());
-        }
-        Ok(req)
-    }
-}
-
-type Chan = InterceptedService<Channel, Auth>;
+type Chan = AuthChannel;
 
 #[derive(Clone)]
 pub struct Universal {
@@ -46,27 +33,26 @@ fn absent<T>(r: Result<T, Status>) -> Result<Option<T>> {
 }
 
 impl Universal {
-    /// A client of `endpoint` (`http://host:port`); connects on first use and reconnects
-    /// after failures, so the operator starts while the scheduler is still coming up.
-    pub fn new(endpoint: &str, token: Option<String>) -> Result<Self> {
+    /// A client of `endpoint` (`https://host:port`, trusting `ca`; `http://` only for a
+    /// loopback scheduler in insecure mode); connects on first use and reconnects after
+    /// failures, so the operator starts while the scheduler is still coming up.
+    pub fn new(endpoint: &str, token: Option<String>, ca: Option<&Path>) -> Result<Self> {
         let bad = |message: String| Error::Connect {
             endpoint: endpoint.to_string(),
             message,
         };
-        let channel = Endpoint::from_shared(endpoint.to_string())
+        let tls = ClientTls::from_files(ca, None, None).map_err(|e| bad(e.to_string()))?;
+        let channel = channel(endpoint, Some(&tls))
             .map_err(|e| bad(e.to_string()))?
-            .connect_timeout(Duration::from_secs(5))
             .http2_keep_alive_interval(Duration::from_secs(20))
             .keep_alive_while_idle(true)
             .connect_lazy();
-        let header = token
-            .map(|t| format!("Bearer {}", t.trim()).parse())
-            .transpose()
+        let auth = BearerToken::new(token.as_deref().map(str::trim))
             .map_err(|_| Error::Config("the token is not valid in a gRPC header".into()))?;
-        let auth = Auth { header };
+        let channel = InterceptedService::new(channel, auth);
         Ok(Self {
-            workloads: WorkloadServiceClient::with_interceptor(channel.clone(), auth.clone()),
-            queues: QueueServiceClient::with_interceptor(channel, auth),
+            workloads: WorkloadServiceClient::new(channel.clone()),
+            queues: QueueServiceClient::new(channel),
         })
     }
 

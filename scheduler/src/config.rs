@@ -11,6 +11,8 @@ use serde::Deserialize;
 #[derive(Debug, Parser)]
 #[command(name = "uni-scheduler", version, about = "The Universal control plane")]
 pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
     /// YAML file with any of the settings below (kebab-case keys).
     #[arg(long, env = "UNIVERSAL_CONFIG")]
     pub config: Option<PathBuf>,
@@ -39,12 +41,80 @@ pub struct Cli {
     #[arg(long, env = "UNIVERSAL_MAX_COMMITS_IN_FLIGHT")]
     pub max_commits_in_flight: Option<usize>,
     /// Dev mode: the whole control plane and an agent for this machine in one process, on an
-    /// embedded store; no etcd. Serves on loopback only, without authentication.
+    /// embedded store; no etcd. Serves on loopback only, with TLS and an admin token it
+    /// generates under its data directory, and writes the `unictl` context "dev".
     #[arg(long, env = "UNIVERSAL_DEV")]
     pub dev: bool,
     /// Where dev mode keeps its data (default: ~/.local/share/universal/dev).
     #[arg(long, env = "UNIVERSAL_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Serve TLS with this certificate (PEM; reloaded when the file changes).
+    #[arg(long, env = "UNIVERSAL_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key of --tls-cert.
+    #[arg(long, env = "UNIVERSAL_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// Accept client certificates signed by this CA: the common name is the user, each
+    /// organization a group.
+    #[arg(long, env = "UNIVERSAL_CLIENT_CA")]
+    pub client_ca: Option<PathBuf>,
+    /// Static bearer tokens (YAML list of token, user, groups; reloaded when it changes).
+    #[arg(long, env = "UNIVERSAL_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Accept JWTs from this OIDC issuer (its `iss`).
+    #[arg(long, env = "UNIVERSAL_OIDC_ISSUER")]
+    pub oidc_issuer: Option<String>,
+    /// Audience (client id) OIDC tokens must carry.
+    #[arg(long, env = "UNIVERSAL_OIDC_AUDIENCE")]
+    pub oidc_audience: Option<String>,
+    /// The issuer's signing keys: a JWKS file path or an http(s) URL.
+    #[arg(long, env = "UNIVERSAL_OIDC_JWKS")]
+    pub oidc_jwks: Option<String>,
+    /// Claim holding the user name (default `sub`).
+    #[arg(long, env = "UNIVERSAL_OIDC_USERNAME_CLAIM")]
+    pub oidc_username_claim: Option<String>,
+    /// Claim holding the groups (default `groups`).
+    #[arg(long, env = "UNIVERSAL_OIDC_GROUPS_CLAIM")]
+    pub oidc_groups_claim: Option<String>,
+    /// Append a JSON line per mutating call (who, what, when, result) to this file.
+    #[arg(long, env = "UNIVERSAL_AUDIT_LOG")]
+    pub audit_log: Option<PathBuf>,
+    /// CA that signed etcd's server certificate; `https://` endpoints need it.
+    #[arg(long, env = "UNIVERSAL_ETCD_CA")]
+    pub etcd_ca: Option<PathBuf>,
+    /// Client certificate presented to etcd.
+    #[arg(long, env = "UNIVERSAL_ETCD_CERT")]
+    pub etcd_cert: Option<PathBuf>,
+    /// Private key of --etcd-cert.
+    #[arg(long, env = "UNIVERSAL_ETCD_KEY")]
+    pub etcd_key: Option<PathBuf>,
+    /// Serve plaintext without authentication: every caller is an administrator. Only on
+    /// loopback addresses, for tests and benchmarks on one machine.
+    #[arg(long, env = "UNIVERSAL_INSECURE")]
+    pub insecure: bool,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Create a cluster CA, the API's certificate, an admin token and a config file using
+    /// them in DIR, and a `unictl` context that uses them.
+    Init {
+        #[arg(long)]
+        dir: PathBuf,
+        /// Extra DNS name or IP address of the API in its certificate (repeatable);
+        /// localhost and 127.0.0.1 are always included.
+        #[arg(long = "server-name")]
+        server_names: Vec<String>,
+        /// URL of the API written into the context.
+        #[arg(long, default_value = "https://127.0.0.1:7070")]
+        server: String,
+        /// Name of the `unictl` context to write and make current.
+        #[arg(long, default_value = "universal")]
+        context: String,
+        /// Write no `unictl` context.
+        #[arg(long)]
+        no_context: bool,
+    },
 }
 
 /// The config file: the same settings as the flags.
@@ -60,6 +130,20 @@ pub struct FileConfig {
     pub catalog: Option<PathBuf>,
     pub max_commits_in_flight: Option<usize>,
     pub data_dir: Option<PathBuf>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub client_ca: Option<PathBuf>,
+    pub token_file: Option<PathBuf>,
+    pub oidc_issuer: Option<String>,
+    pub oidc_audience: Option<String>,
+    pub oidc_jwks: Option<String>,
+    pub oidc_username_claim: Option<String>,
+    pub oidc_groups_claim: Option<String>,
+    pub audit_log: Option<PathBuf>,
+    pub etcd_ca: Option<PathBuf>,
+    pub etcd_cert: Option<PathBuf>,
+    pub etcd_key: Option<PathBuf>,
+    pub insecure: Option<bool>,
 }
 
 impl FileConfig {
@@ -82,6 +166,31 @@ pub struct Config {
     pub max_commits_in_flight: usize,
     pub dev: bool,
     pub data_dir: PathBuf,
+    pub security: Security,
+}
+
+/// How the API is secured and how etcd is reached.
+#[derive(Debug, Clone, Default)]
+pub struct Security {
+    pub insecure: bool,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub client_ca: Option<PathBuf>,
+    pub token_file: Option<PathBuf>,
+    pub oidc: Option<OidcSettings>,
+    pub audit_log: Option<PathBuf>,
+    pub etcd_ca: Option<PathBuf>,
+    pub etcd_cert: Option<PathBuf>,
+    pub etcd_key: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct OidcSettings {
+    pub issuer: String,
+    pub audience: String,
+    pub jwks: String,
+    pub username_claim: String,
+    pub groups_claim: String,
 }
 
 impl Config {
@@ -104,9 +213,43 @@ impl Config {
             let home = std::env::var("HOME").unwrap_or_else(|_| ".".into());
             PathBuf::from(home).join(".local/share/universal/dev")
         });
+        let oidc = match (
+            cli.oidc_issuer.or(file.oidc_issuer),
+            cli.oidc_audience.or(file.oidc_audience),
+            cli.oidc_jwks.or(file.oidc_jwks),
+        ) {
+            (None, None, None) => None,
+            (Some(issuer), Some(audience), Some(jwks)) => Some(OidcSettings {
+                issuer,
+                audience,
+                jwks,
+                username_claim: cli
+                    .oidc_username_claim
+                    .or(file.oidc_username_claim)
+                    .unwrap_or_else(|| "sub".into()),
+                groups_claim: cli
+                    .oidc_groups_claim
+                    .or(file.oidc_groups_claim)
+                    .unwrap_or_else(|| "groups".into()),
+            }),
+            _ => anyhow::bail!("oidc-issuer, oidc-audience and oidc-jwks go together"),
+        };
+        let security = Security {
+            insecure: cli.insecure || file.insecure.unwrap_or(false),
+            tls_cert: cli.tls_cert.or(file.tls_cert),
+            tls_key: cli.tls_key.or(file.tls_key),
+            client_ca: cli.client_ca.or(file.client_ca),
+            token_file: cli.token_file.or(file.token_file),
+            oidc,
+            audit_log: cli.audit_log.or(file.audit_log),
+            etcd_ca: cli.etcd_ca.or(file.etcd_ca),
+            etcd_cert: cli.etcd_cert.or(file.etcd_cert),
+            etcd_key: cli.etcd_key.or(file.etcd_key),
+        };
         Ok(Self {
             dev: cli.dev,
             data_dir,
+            security,
             etcd_endpoints: cli
                 .etcd_endpoints
                 .or(file.etcd_endpoints)

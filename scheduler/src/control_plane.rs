@@ -12,6 +12,7 @@ use uni_core::catalog::Catalog;
 use uni_core::store::KvStore;
 
 use crate::api::ApiContext;
+use crate::auth::setup::secure;
 use crate::cache::Cache;
 use crate::config::Config;
 use crate::leader::{self, LeaderConfig};
@@ -43,16 +44,28 @@ impl ControlPlane {
         let cache = Cache::new(catalog.clone());
         let cancel = CancellationToken::new();
         let mut tasks = JoinSet::new();
+        let secured = secure(
+            &config.security,
+            &[api_addr, metrics_addr],
+            store.clone(),
+            &cancel,
+        )
+        .await?;
+        for task in secured.tasks {
+            tasks.spawn(task);
+        }
 
         tasks.spawn(cache.clone().run(store.clone(), cancel.child_token()));
         let ctx = ApiContext {
+            auth: secured.auth,
             store: store.clone(),
             cache: cache.clone(),
             catalog,
         };
         let api_cancel = cancel.child_token();
+        let tls = secured.tls;
         tasks.spawn(async move {
-            if let Err(e) = server::serve(api, ctx, api_cancel).await {
+            if let Err(e) = server::serve(api, tls, ctx, api_cancel).await {
                 tracing::error!(error = %e, "API server failed");
             }
         });

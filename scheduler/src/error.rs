@@ -32,7 +32,7 @@ impl From<Error> for Status {
                 C::Compacted { .. } => Code::OutOfRange,
                 C::LeaseNotFound(_) => Code::FailedPrecondition,
                 C::Unavailable(_) => Code::Unavailable,
-                C::Corrupt { .. } | C::Catalog(_) | C::Internal(_) => Code::Internal,
+                C::Corrupt { .. } | C::Catalog(_) | C::Tls(_) | C::Internal(_) => Code::Internal,
             },
             Error::NotLeader | Error::ShuttingDown => Code::Unavailable,
             Error::FailedPrecondition(_) => Code::FailedPrecondition,

@@ -6,9 +6,10 @@ use anyhow::Context;
 use clap::Parser;
 use tracing::info;
 use uni_core::catalog::Catalog;
-use uni_core::store::{EtcdStore, KvStore};
-use uni_scheduler::config::{Cli, Config};
+use uni_core::store::{EtcdOptions, EtcdStore, KvStore};
+use uni_scheduler::config::{Cli, Command, Config};
 use uni_scheduler::control_plane::ControlPlane;
+use uni_scheduler::init::{init, InitOptions};
 
 mod dev;
 
@@ -25,13 +26,44 @@ async fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let config = Config::resolve(Cli::parse())?;
+    let mut cli = Cli::parse();
+    if let Some(Command::Init {
+        dir,
+        server_names,
+        server,
+        context,
+        no_context,
+    }) = cli.command.take()
+    {
+        let done = init(&InitOptions {
+            dir,
+            server_names,
+            server_url: server,
+            context: (!no_context).then_some(context.clone()),
+        })?;
+        println!(
+            "cluster CA, server certificate and admin token written to {}",
+            done.dir.display()
+        );
+        println!(
+            "start the scheduler with: uni-scheduler --config {}",
+            done.config.display()
+        );
+        if !no_context {
+            println!(
+                "unictl context {context:?} written to {} and made current",
+                uni_core::client::path().display()
+            );
+        }
+        return Ok(());
+    }
+    let config = Config::resolve(cli)?;
     let catalog = Arc::new(Catalog::load(config.catalog.as_deref())?);
     if config.dev {
         return dev::run(config, catalog).await;
     }
     let store: Arc<dyn KvStore> = Arc::new(
-        EtcdStore::connect(&config.etcd_endpoints)
+        EtcdStore::connect_with(&config.etcd_endpoints, &etcd_options(&config.security)?)
             .await
             .context("connecting to etcd")?,
     );
@@ -53,4 +85,13 @@ pub(crate) async fn shutdown_signal() -> std::io::Result<()> {
         r = tokio::signal::ctrl_c() => r,
         _ = term.recv() => Ok(()),
     }
+}
+
+fn etcd_options(s: &uni_scheduler::config::Security) -> anyhow::Result<EtcdOptions> {
+    EtcdOptions::from_files(
+        s.etcd_ca.as_deref(),
+        s.etcd_cert.as_deref(),
+        s.etcd_key.as_deref(),
+    )
+    .context("etcd TLS")
 }

@@ -12,6 +12,8 @@ use tonic::transport::server::TcpIncoming;
 use tonic::transport::Server;
 use tonic_health::ServingStatus;
 use tracing::{info, warn};
+use uni_core::tls::server::{incoming, ReloadingAcceptor};
+use uni_proto::v1::access_service_server::AccessServiceServer;
 use uni_proto::v1::cluster_service_server::ClusterServiceServer;
 use uni_proto::v1::event_service_server::EventServiceServer;
 use uni_proto::v1::log_service_server::LogServiceServer;
@@ -21,7 +23,8 @@ use uni_proto::v1::workload_service_server::WorkloadServiceServer;
 use uni_proto::v1::FILE_DESCRIPTOR_SET;
 
 use crate::api::{
-    ensure_default_queue, ApiContext, ClusterApi, EventApi, LogApi, NodeApi, QueueApi, WorkloadApi,
+    ensure_default_queue, AccessApi, ApiContext, ClusterApi, EventApi, LogApi, NodeApi, QueueApi,
+    WorkloadApi,
 };
 
 /// Largest request accepted; specs are small, so anything bigger is a mistake or an attack.
@@ -39,8 +42,9 @@ const REFLECTED_EXTRAS: [&str; 3] = [
 ];
 
 /// Services this server registers, as reflection advertises them.
-fn served_names() -> [&'static str; 6] {
+fn served_names() -> [&'static str; 7] {
     [
+        AccessServiceServer::<AccessApi>::NAME,
         LogServiceServer::<LogApi>::NAME,
         WorkloadServiceServer::<WorkloadApi>::NAME,
         NodeServiceServer::<NodeApi>::NAME,
@@ -54,6 +58,7 @@ fn served_names() -> [&'static str; 6] {
 /// watches and waits for in-flight calls.
 pub async fn serve(
     listener: TcpListener,
+    tls: Option<ReloadingAcceptor>,
     ctx: ApiContext,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
@@ -100,6 +105,9 @@ pub async fn serve(
     let cluster = ClusterServiceServer::new(ClusterApi::new(ctx.clone()))
         .max_decoding_message_size(MAX_REQUEST_BYTES)
         .max_encoding_message_size(MAX_RESPONSE_BYTES);
+    let access = AccessServiceServer::new(AccessApi::new(ctx.clone()))
+        .max_decoding_message_size(MAX_REQUEST_BYTES)
+        .max_encoding_message_size(MAX_RESPONSE_BYTES);
     let logs = LogServiceServer::new(LogApi::new(ctx.clone(), shutdown.clone()))
         .max_decoding_message_size(MAX_REQUEST_BYTES)
         .max_encoding_message_size(MAX_RESPONSE_BYTES);
@@ -121,9 +129,8 @@ pub async fn serve(
         }
     };
 
-    info!(%addr, "API server listening");
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    Server::builder()
+    info!(%addr, tls = tls.is_some(), "API server listening");
+    let router = Server::builder()
         .http2_keepalive_interval(Some(KEEPALIVE))
         .add_service(health_service)
         .add_service(reflection_v1)
@@ -134,9 +141,19 @@ pub async fn serve(
         .add_service(cluster)
         .add_service(events)
         .add_service(logs)
-        .serve_with_incoming_shutdown(incoming, draining)
-        .await
-        .context("API server")?;
+        .add_service(access);
+    match tls {
+        Some(acceptor) => {
+            router
+                .serve_with_incoming_shutdown(incoming(listener, acceptor), draining)
+                .await
+        }
+        None => {
+            let plain = TcpIncoming::from(listener).with_nodelay(Some(true));
+            router.serve_with_incoming_shutdown(plain, draining).await
+        }
+    }
+    .context("API server")?;
     info!(%addr, "API server stopped");
     Ok(())
 }

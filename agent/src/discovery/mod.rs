@@ -8,6 +8,7 @@ mod memory;
 mod numa;
 pub mod nvml;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use tracing::{info, warn};
@@ -47,9 +48,22 @@ impl Default for DiscoveryConfig {
     }
 }
 
+/// What discovery found: the inventory, and the device node of each accelerator (by index)
+/// where the driver says which it is.
+#[derive(Debug, Clone, Default)]
+pub struct Discovered {
+    pub inventory: Inventory,
+    pub device_paths: BTreeMap<u32, PathBuf>,
+}
+
 /// Discovers CPU, memory, NUMA layout and accelerators. A machine without an NVIDIA driver
 /// reports no accelerators; a driver that fails is logged and also reports none.
 pub fn discover(config: &DiscoveryConfig) -> Result<Inventory> {
+    discover_with_devices(config).map(|d| d.inventory)
+}
+
+/// [`discover`], with the accelerators' device nodes.
+pub fn discover_with_devices(config: &DiscoveryConfig) -> Result<Discovered> {
     let root = config.root.as_path();
     let cpu = cpu::discover(root)?;
     let memory_bytes = memory::discover(root)?;
@@ -66,6 +80,7 @@ pub fn discover(config: &DiscoveryConfig) -> Result<Inventory> {
         accelerators: Vec::new(),
         driver_version: String::new(),
     };
+    let mut device_paths = BTreeMap::new();
     let library = match &config.nvml {
         NvmlSource::Off => None,
         NvmlSource::Auto => Some(None),
@@ -79,6 +94,12 @@ pub fn discover(config: &DiscoveryConfig) -> Result<Inventory> {
                     driver = %gpus.driver_version,
                     "NVML: accelerators discovered"
                 );
+                device_paths = gpus
+                    .devices
+                    .iter()
+                    .map(|d| d.index)
+                    .zip(gpus.device_paths)
+                    .collect();
                 inventory.accelerators = gpus.devices;
                 inventory.driver_version = gpus.driver_version;
             }
@@ -86,7 +107,10 @@ pub fn discover(config: &DiscoveryConfig) -> Result<Inventory> {
             Err(e) => warn!(error = %e, "NVML failed: reporting no accelerators"),
         }
     }
-    Ok(inventory)
+    Ok(Discovered {
+        inventory,
+        device_paths,
+    })
 }
 
 /// Reads a file under `root`, `path` being absolute (`/proc/cpuinfo`).

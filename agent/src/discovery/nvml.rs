@@ -4,10 +4,11 @@
 //! Required: `nvmlInit_v2`, `nvmlShutdown`, `nvmlErrorString`, `nvmlDeviceGetCount_v2`,
 //! `nvmlDeviceGetHandleByIndex_v2`, `nvmlDeviceGetName`, `nvmlDeviceGetUUID`,
 //! `nvmlDeviceGetMemoryInfo`. Optional (older drivers lack some): `nvmlSystemGetDriverVersion`,
-//! `nvmlDeviceGetMigMode`, `nvmlDeviceGetPciInfo_v3`, `nvmlDeviceGetP2PStatus`.
+//! `nvmlDeviceGetMigMode`, `nvmlDeviceGetPciInfo_v3`, `nvmlDeviceGetP2PStatus`,
+//! `nvmlDeviceGetMinorNumber` (the device node `/dev/nvidia<minor>`; without it, the index).
 
 use std::ffi::{c_char, c_int, c_uint, c_void, CStr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use libloading::Library;
 use uni_core::model::{AcceleratorDevice, MigMode};
@@ -56,6 +57,7 @@ type MemoryFn = unsafe extern "C" fn(Device, *mut Memory) -> c_int;
 type MigFn = unsafe extern "C" fn(Device, *mut c_uint, *mut c_uint) -> c_int;
 type PciFn = unsafe extern "C" fn(Device, *mut PciInfo) -> c_int;
 type P2pFn = unsafe extern "C" fn(Device, Device, c_int, *mut c_int) -> c_int;
+type MinorFn = unsafe extern "C" fn(Device, *mut c_uint) -> c_int;
 
 /// NVML's entry points. The function pointers stay valid while `_lib` is loaded.
 struct Api {
@@ -71,6 +73,7 @@ struct Api {
     mig: Option<MigFn>,
     pci: Option<PciFn>,
     p2p: Option<P2pFn>,
+    minor: Option<MinorFn>,
     _lib: Library,
 }
 
@@ -79,6 +82,8 @@ struct Api {
 pub struct Gpus {
     pub driver_version: String,
     pub devices: Vec<AcceleratorDevice>,
+    /// The device node of each of `devices`, in the same order.
+    pub device_paths: Vec<PathBuf>,
 }
 
 /// Lists the GPUs. `Ok(None)` when there is no driver: the library is absent (and none was
@@ -141,6 +146,7 @@ impl Api {
                 mig: symbol(&lib, "nvmlDeviceGetMigMode"),
                 pci: symbol(&lib, "nvmlDeviceGetPciInfo_v3"),
                 p2p: symbol(&lib, "nvmlDeviceGetP2PStatus"),
+                minor: symbol(&lib, "nvmlDeviceGetMinorNumber"),
                 _lib: lib,
             })
         }
@@ -180,6 +186,7 @@ impl Api {
         self.check("nvmlDeviceGetCount", unsafe { (self.count)(&mut count) })?;
         let mut handles = Vec::new();
         let mut devices = Vec::new();
+        let mut device_paths = Vec::new();
         for index in 0..count {
             let mut dev: Device = std::ptr::null_mut();
             // SAFETY: `dev` is a valid out pointer.
@@ -187,13 +194,25 @@ impl Api {
                 (self.handle)(index, &mut dev)
             })?;
             devices.push(self.device(index, dev, root)?);
+            device_paths.push(crate::devices::nvidia(
+                self.minor_number(dev).unwrap_or(index),
+            ));
             handles.push(dev);
         }
         self.nvlink_peers(&handles, &mut devices);
         Ok(Gpus {
             driver_version,
             devices,
+            device_paths,
         })
+    }
+
+    /// The minor number of the device's `/dev/nvidia<minor>` node, where NVML says.
+    fn minor_number(&self, dev: Device) -> Option<c_uint> {
+        let f = self.minor?;
+        let mut minor: c_uint = 0;
+        // SAFETY: `dev` came from NVML; `minor` is a valid out pointer.
+        (unsafe { f(dev, &mut minor) } == NVML_SUCCESS).then_some(minor)
     }
 
     fn device(&self, index: c_uint, dev: Device, root: &Path) -> Result<AcceleratorDevice> {

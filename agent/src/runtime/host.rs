@@ -1,5 +1,6 @@
 //! This node as every replica supervisor sees it: the store, cgroups, the shim, the status
-//! reporter, metrics, the replica table and the options replicas run with.
+//! reporter, metrics, the replica table, the options replicas run with and the device nodes
+//! they may or may not open.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use super::options::RuntimeOptions;
 use super::replica_table::ReplicaTable;
 use super::reporter::StatusReporter;
 use crate::cgroup::CgroupManager;
+use crate::devices::DeviceNodes;
 use crate::metrics::Metrics;
 
 /// What every supervisor shares.
@@ -31,6 +33,8 @@ pub struct ReplicaHost {
     /// Variables of the agent every replica inherits.
     pub base_env: Vec<(String, String)>,
     pub has_accelerators: bool,
+    /// This node's accelerator device nodes; a replica can open only those bound to it.
+    pub device_nodes: DeviceNodes,
 }
 
 impl ReplicaHost {

@@ -35,7 +35,7 @@ pub use options::{OnShutdown, RuntimeOptions};
 pub use replica_metrics::register as register_replica_metrics;
 pub use replica_table::{ReplicaEntry, ReplicaTable};
 pub use reporter::StatusReporter;
-pub use run_spec::{Kind, RunSpec};
+pub use run_spec::{Kind, RunAs, RunSpec};
 pub use state::{ReplicaDir, ReplicaState};
 
 use supervisor::{remove_orphan, supervise, Signals};

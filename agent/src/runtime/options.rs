@@ -1,7 +1,9 @@
-//! How the runtime treats replica processes: log rotation, grace period, crash-restart backoff
-//! and what happens to them when the agent stops.
+//! How the runtime treats replica processes: log rotation, grace period, crash-restart backoff,
+//! what happens to them when the agent stops, and who they run as by default.
 
 use std::time::Duration;
+
+use super::run_spec::RunAs;
 
 /// What happens to replica processes when the agent stops.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -26,6 +28,8 @@ pub struct RuntimeOptions {
     /// A run that lasted this long resets the backoff.
     pub backoff_reset_after: Duration,
     pub on_shutdown: OnShutdown,
+    /// Who replicas run as when their template names no user or group (never root).
+    pub run_as: RunAs,
 }
 
 impl Default for RuntimeOptions {
@@ -38,6 +42,7 @@ impl Default for RuntimeOptions {
             backoff_max: Duration::from_secs(300),
             backoff_reset_after: Duration::from_secs(600),
             on_shutdown: OnShutdown::Leave,
+            run_as: RunAs::NOBODY,
         }
     }
 }

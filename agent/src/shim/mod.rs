@@ -1,6 +1,6 @@
 //! The shim: a small process between the agent and each replica process, so replicas outlive
 //! agent restarts. It starts the process (own process group, cgroup joined before `exec`,
-//! clean environment), copies its stdout and stderr into rotated log files, waits for it,
+//! clean environment, unprivileged and confined to its devices: see `confine`), copies its stdout and stderr into rotated log files, waits for it,
 //! kills whatever it left behind and records how it ended in `exit.json`. Being a child
 //! subreaper, it inherits orphaned descendants and kills them too: no orphans, ever.
 //!
@@ -12,6 +12,7 @@
 //! Files of a run directory: `spec.json` (what to run), `launched.json` (pids, or why it could
 //! not start), `exit.json` (how it ended), `output.log*` (output).
 
+mod confine;
 mod process_main;
 mod supervise;
 
@@ -22,6 +23,7 @@ use uni_core::model::UnixMillis;
 
 use crate::error::{Error, Result};
 
+pub use confine::{Confinement, DEVICE_MASK_FILE};
 pub use process_main::run as run_process;
 pub use supervise::supervise;
 
@@ -43,6 +45,8 @@ pub struct LaunchSpec {
     pub cgroup_procs: Vec<PathBuf>,
     pub log_max_bytes: u64,
     pub log_max_files: u32,
+    /// Who the process runs as and which device nodes it cannot open.
+    pub confinement: Confinement,
 }
 
 /// Process ids of a started run; start times (from `/proc/PID/stat`) guard against pid reuse.
@@ -71,14 +75,24 @@ pub struct ExitInfo {
     pub finished: UnixMillis,
 }
 
-/// Writes `value` as JSON to `path` atomically (temporary file, then rename).
+/// Writes `value` as JSON to `path` atomically (temporary file, then rename), readable by
+/// the agent's user only (specs carry the replica's environment).
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
     let bytes = serde_json::to_vec_pretty(value).map_err(|e| Error::State {
         path: path.display().to_string(),
         reason: e.to_string(),
     })?;
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).map_err(Error::at("writing", &tmp))?;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(&bytes))
+        .map_err(Error::at("writing", &tmp))?;
     std::fs::rename(&tmp, path).map_err(Error::at("renaming", &tmp))
 }
 

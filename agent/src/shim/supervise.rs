@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use uni_core::model::UnixMillis;
 
-use super::{write_json, ExitInfo, LaunchResult, LaunchSpec, Launched, EXIT_FILE, LAUNCHED_FILE};
+use super::{
+    confine, write_json, ExitInfo, LaunchResult, LaunchSpec, Launched, EXIT_FILE, LAUNCHED_FILE,
+};
 use crate::logs::{copy_lines, LogWriter, Stream};
 use crate::process;
 
@@ -51,6 +53,10 @@ pub fn supervise(
         }
     }
     let fds: Vec<i32> = cgroup_files.iter().map(AsRawFd::as_raw_fd).collect();
+    let (confinement, report) = match confine::prepare(&spec.confinement, &spec.run_dir) {
+        Ok(c) => c,
+        Err(e) => return fail(format!("preparing to confine the process: {e}"), launched),
+    };
     let mut cmd = Command::new(&spec.program);
     cmd.args(&spec.args)
         .env_clear()
@@ -60,8 +66,8 @@ pub fn supervise(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
-    // SAFETY: the closure only calls write(2) on descriptors opened above, which is
-    // async-signal-safe, and allocates nothing.
+    // SAFETY: the closure only makes async-signal-safe system calls (write(2) on descriptors
+    // opened above, then the confinement, prepared above) and allocates nothing.
     unsafe {
         cmd.pre_exec(move || {
             for &fd in &fds {
@@ -69,13 +75,17 @@ pub fn supervise(
                     return Err(std::io::Error::last_os_error());
                 }
             }
-            Ok(())
+            confinement.apply()
         });
     }
-    let mut child = match cmd.spawn() {
+    let spawned = cmd.spawn();
+    // The command holds the confinement's end of the report pipe.
+    drop(cmd);
+    let mut child = match spawned {
         Ok(c) => c,
-        Err(e) => return fail(format!("{}: {e}", spec.program), launched),
+        Err(e) => return fail(report.failure(&spec.program, &e), launched),
     };
+    drop(report);
     drop(cgroup_files);
     let pid = i32::try_from(child.id()).unwrap_or(0);
     let me = std::process::id() as i32;

@@ -1,45 +1,90 @@
 //! `unictl config`: contexts in the client config file.
 
-use clap::Subcommand;
+use std::path::PathBuf;
 
-use crate::config::{path, ClientConfig, Context};
+use clap::Subcommand;
+use uni_core::client::{path, ClientConfig, Context};
+
 use crate::output::table::Table;
 
 #[derive(Subcommand)]
 pub enum Command {
-    /// Print the config file.
-    View,
+    /// Print the config file, tokens redacted.
+    View {
+        /// Show tokens too.
+        #[arg(long)]
+        raw: bool,
+    },
     /// List contexts; `*` marks the current one.
     GetContexts,
     /// Make a context current.
     UseContext { name: String },
-    /// Add or change a context.
-    SetContext {
-        name: String,
-        #[arg(long)]
-        server: String,
-        #[arg(long, default_value = "")]
-        namespace: String,
-    },
+    /// Add or change a context; flags not given keep their value.
+    SetContext(SetContext),
+}
+
+#[derive(clap::Args)]
+pub struct SetContext {
+    name: String,
+    /// e.g. https://10.0.0.5:7070.
+    #[arg(long)]
+    server: Option<String>,
+    #[arg(long)]
+    namespace: Option<String>,
+    /// CA certificate that signed the server's certificate.
+    #[arg(long)]
+    ca: Option<PathBuf>,
+    /// Bearer token, stored in the config file (0600).
+    #[arg(long, conflicts_with = "token_file")]
+    token: Option<String>,
+    /// File holding the bearer token, read on every call.
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+    /// Client certificate (with --client-key) instead of a token.
+    #[arg(long, requires = "client_key")]
+    client_cert: Option<PathBuf>,
+    #[arg(long, requires = "client_cert")]
+    client_key: Option<PathBuf>,
+}
+
+fn absolute(p: PathBuf) -> anyhow::Result<PathBuf> {
+    Ok(std::path::absolute(&p)?)
 }
 
 pub fn run(cmd: Command) -> anyhow::Result<()> {
     let mut cfg = ClientConfig::load()?;
     match cmd {
-        Command::View => print!("{}", serde_yaml::to_string(&cfg)?),
+        Command::View { raw } => {
+            if !raw {
+                for c in &mut cfg.contexts {
+                    if c.token.is_some() {
+                        c.token = Some("REDACTED".into());
+                    }
+                }
+            }
+            print!("{}", serde_yaml::to_string(&cfg)?)
+        }
         Command::GetContexts => {
-            let mut t = Table::new(vec!["CURRENT", "NAME", "SERVER", "NAMESPACE"]);
+            let mut t = Table::new(vec!["CURRENT", "NAME", "SERVER", "NAMESPACE", "AUTH"]);
             for c in &cfg.contexts {
                 let current = if c.name == cfg.current_context {
                     "*"
                 } else {
                     ""
                 };
+                let auth = if c.client_cert.is_some() {
+                    "certificate"
+                } else if c.token.is_some() || c.token_file.is_some() {
+                    "token"
+                } else {
+                    "none"
+                };
                 t.row(vec![
                     current.into(),
                     c.name.clone(),
                     c.server.clone(),
                     c.namespace.clone(),
+                    auth.into(),
                 ]);
             }
             print!("{}", t.render());
@@ -52,21 +97,41 @@ pub fn run(cmd: Command) -> anyhow::Result<()> {
             cfg.save()?;
             println!("switched to context {name:?}");
         }
-        Command::SetContext {
-            name,
-            server,
-            namespace,
-        } => {
-            cfg.set_context(Context {
-                name: name.clone(),
-                server,
-                namespace,
+        Command::SetContext(s) => {
+            let mut ctx = cfg.context(&s.name).cloned().unwrap_or_else(|| Context {
+                name: s.name.clone(),
+                ..Context::default()
             });
+            if let Some(v) = s.server {
+                ctx.server = v;
+            }
+            if ctx.server.is_empty() {
+                anyhow::bail!("--server is required for a new context");
+            }
+            if let Some(v) = s.namespace {
+                ctx.namespace = v;
+            }
+            if let Some(v) = s.ca {
+                ctx.ca = Some(absolute(v)?);
+            }
+            if let Some(v) = s.token {
+                ctx.token = Some(v);
+                ctx.token_file = None;
+            }
+            if let Some(v) = s.token_file {
+                ctx.token_file = Some(absolute(v)?);
+                ctx.token = None;
+            }
+            if let (Some(cert), Some(key)) = (s.client_cert, s.client_key) {
+                ctx.client_cert = Some(absolute(cert)?);
+                ctx.client_key = Some(absolute(key)?);
+            }
+            cfg.set_context(ctx);
             if cfg.current_context.is_empty() {
-                cfg.current_context = name.clone();
+                cfg.current_context = s.name.clone();
             }
             cfg.save()?;
-            println!("context {name:?} set in {}", path().display());
+            println!("context {:?} set in {}", s.name, path().display());
         }
     }
     Ok(())

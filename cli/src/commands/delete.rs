@@ -12,6 +12,7 @@ pub async fn run(
     kind: Option<String>,
     name: Option<String>,
     files: &[String],
+    cluster_wide: bool,
 ) -> anyhow::Result<()> {
     let mut c = ctx.clients().await?;
     if !files.is_empty() {
@@ -38,7 +39,8 @@ pub async fn run(
         anyhow::bail!("name a TYPE and NAME, or give -f FILE");
     };
     let r = resource(&kind)?;
-    if !delete(&mut c, r, &ctx.namespace, &name).await? {
+    let ns = if cluster_wide { "" } else { &ctx.namespace };
+    if !delete(&mut c, r, ns, &name).await? {
         anyhow::bail!("{kind} {name:?} not found");
     }
     let shown = kind
@@ -70,6 +72,7 @@ async fn delete(c: &mut Clients, kind: Resource, ns: &str, name: &str) -> anyhow
             })
             .await
             .map(|_| ()),
+        Resource::RoleBindings => return super::access::delete(c, ns, name).await,
         Resource::Nodes => {
             anyhow::bail!("nodes leave the cluster when their agent stops; use drain")
         }

@@ -37,6 +37,10 @@ pub async fn run(ctx: &Ctx, kind: &str, name: &str) -> anyhow::Result<()> {
             let q = uni_core::model::Queue::try_from(q)?;
             serde_yaml::to_string(&q)?
         }
+        Resource::RoleBindings => {
+            let b = super::access::get(&mut c, ctx, name, false).await?;
+            serde_yaml::to_string(&b)?
+        }
     };
     print!("{text}");
     Ok(())

@@ -11,7 +11,7 @@ use crate::output::{self, Format};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// workloads, inferenceservices, trainingjobs, nodes or queues (or TYPE/NAME).
+    /// workloads, inferenceservices, trainingjobs, nodes, queues or rolebindings (or TYPE/NAME).
     resource: String,
     /// Only this object.
     name: Option<String>,
@@ -23,6 +23,9 @@ pub struct Args {
     /// After listing, print changes as they happen (workloads and nodes).
     #[arg(short = 'w', long)]
     watch: bool,
+    /// Role bindings: the cluster-wide ones rather than the namespace's.
+    #[arg(long)]
+    cluster_wide: bool,
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
@@ -72,6 +75,13 @@ pub async fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
                 Format::Json => format!("{}\n", serde_json::to_string_pretty(&nodes)?),
                 Format::Yaml => serde_yaml::to_string(&nodes)?,
             }
+        }
+        Resource::RoleBindings => {
+            let bindings = match &name {
+                Some(n) => vec![super::access::get(&mut c, ctx, n, args.cluster_wide).await?],
+                None => super::access::list(&mut c, ctx, args.cluster_wide).await?,
+            };
+            super::access::render(&bindings, format)?
         }
         Resource::Queues => {
             let mut qs = list_queues(&mut c, &args.selector).await?;

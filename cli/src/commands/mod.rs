@@ -1,5 +1,6 @@
 //! One module per verb.
 
+pub mod access;
 pub mod apply;
 pub mod config;
 pub mod delete;
@@ -12,14 +13,15 @@ pub mod scale;
 pub mod version;
 
 use anyhow::bail;
+use uni_core::client::Target;
 use uni_core::model::{Node, Queue, UnixMillis, Workload, WorkloadKind};
 use uni_proto::v1 as pb;
 
 use crate::client::{connect, explain, Clients};
 
-/// What every command needs: where the server is and which namespace is meant.
+/// What every command needs: the server and credentials, and which namespace is meant.
 pub struct Ctx {
-    pub server: String,
+    pub target: Target,
     pub namespace: String,
     /// `-n` was given: it overrides the namespace written in manifests.
     pub namespace_explicit: bool,
@@ -28,7 +30,7 @@ pub struct Ctx {
 
 impl Ctx {
     pub async fn clients(&self) -> anyhow::Result<Clients> {
-        connect(&self.server).await
+        connect(&self.target).await
     }
 }
 
@@ -37,6 +39,7 @@ pub enum Resource {
     Workloads(Option<WorkloadKind>),
     Nodes,
     Queues,
+    RoleBindings,
 }
 
 /// Resource names and aliases as kubectl users expect them.
@@ -47,11 +50,15 @@ pub fn resource(name: &str) -> anyhow::Result<Resource> {
         "inferenceservices" | "inferenceservice" | "isvc" => {
             Resource::Workloads(Some(WorkloadKind::InferenceService))
         }
-        "trainingjobs" | "trainingjob" | "tj" => Resource::Workloads(Some(WorkloadKind::TrainingJob)),
+        "trainingjobs" | "trainingjob" | "tj" => {
+            Resource::Workloads(Some(WorkloadKind::TrainingJob))
+        }
         "nodes" | "node" | "no" => Resource::Nodes,
         "queues" | "queue" | "q" => Resource::Queues,
+        "rolebindings" | "rolebinding" | "rb" => Resource::RoleBindings,
         other => bail!(
-            "unknown resource type {other:?}: use workloads, inferenceservices, trainingjobs, nodes or queues"
+            "unknown resource type {other:?}: use workloads, inferenceservices, trainingjobs, \
+             nodes, queues or rolebindings"
         ),
     })
 }

@@ -6,6 +6,7 @@
 //! quantity "12Qi": unknown suffix`) into one [`Error::Invalid`]. Semantic checks live in
 //! [`crate::validate`]; [`workload_from_request`] and [`queue_from_request`] run both.
 
+mod access;
 mod cluster;
 mod common;
 mod event;
@@ -18,7 +19,7 @@ mod workload;
 
 pub use common::{timestamp_from_proto, timestamp_to_proto};
 pub use event::event_type_filter;
-pub use request::{queue_from_request, workload_from_request};
+pub use request::{queue_from_request, role_binding_from_request, workload_from_request};
 pub use workload::workload_kind_filter;
 
 use crate::error::{Error, FieldErrors};

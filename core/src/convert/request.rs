@@ -5,8 +5,8 @@ use uni_proto::v1 as pb;
 
 use super::FromProto;
 use crate::error::{Error, FieldErrors};
-use crate::model::{Queue, Workload};
-use crate::validate::{queue_errors, workload_errors};
+use crate::model::{Queue, RoleBinding, Workload};
+use crate::validate::{queue_errors, role_binding_errors, workload_errors};
 
 /// The workload of a create or update request, defaulted and validated. Server-owned fields
 /// (status, uid, generation, timestamps) are left as sent; the server overwrites them.
@@ -17,6 +17,11 @@ pub fn workload_from_request(p: &pb::Workload) -> Result<Workload, Error> {
 /// The queue of a create or update request, defaulted and validated.
 pub fn queue_from_request(p: &pb::Queue) -> Result<Queue, Error> {
     checked(p, queue_errors)
+}
+
+/// The role binding of a create request, validated.
+pub fn role_binding_from_request(p: &pb::RoleBinding) -> Result<RoleBinding, Error> {
+    checked(p, role_binding_errors)
 }
 
 fn checked<P, D: FromProto<P>>(p: &P, check: fn(&D, &mut FieldErrors)) -> Result<D, Error> {

@@ -35,6 +35,8 @@ impl From<&ReplicaTemplate> for pb::ReplicaTemplate {
             working_dir: t.working_dir.clone(),
             resources: Some((&t.resources).into()),
             placement: Some((&t.placement).into()),
+            run_as_user: t.run_as_user,
+            run_as_group: t.run_as_group,
         }
     }
 }
@@ -48,6 +50,8 @@ impl FromProto<pb::ReplicaTemplate> for ReplicaTemplate {
             working_dir: p.working_dir.clone(),
             resources: opt(p.resources.as_ref(), path, "resources", errs),
             placement: opt(p.placement.as_ref(), path, "placement", errs),
+            run_as_user: p.run_as_user,
+            run_as_group: p.run_as_group,
         }
     }
 }

@@ -2,6 +2,7 @@
 //! storage and for files people write. Quantities are integers in universal units
 //! (see [`crate::units`]); serde writes the ones people edit as quantity strings.
 
+pub mod access;
 pub mod allocation;
 pub mod cluster;
 pub mod condition;
@@ -22,6 +23,7 @@ pub mod time;
 pub mod training;
 pub mod workload;
 
+pub use access::{Resource, Role, RoleBinding, Verb};
 pub use allocation::{Allocation, DeviceBinding};
 pub use cluster::{
     ClusterSummary, DeviceModelSummary, NodeClassSummary, NodeCounts, WorkloadCounts,

@@ -32,4 +32,10 @@ pub struct ReplicaTemplate {
     pub working_dir: String,
     pub resources: Resources,
     pub placement: Placement,
+    /// User id the replica runs as. `None`: chosen from the namespace's policy, else the
+    /// agent's default user. `Some(0)` (root) only when asked for explicitly.
+    pub run_as_user: Option<u32>,
+    /// Group id the replica runs as (its only group). `None`: chosen from the namespace's
+    /// policy, else the agent's default group.
+    pub run_as_group: Option<u32>,
 }

@@ -10,6 +10,7 @@
 //! | `queues/{name}` | the API |
 //! | `events/{namespace}/{id}` | every component |
 //! | `election/{name}` | scheduler replicas |
+//! | `rolebindings/{namespace or _cluster}/{name}` | the API |
 
 use std::str::FromStr;
 
@@ -138,6 +139,37 @@ typed_key!(
     /// `election/{name}`: the leader key of an election (`election/scheduler`).
     ElectionKey, "election", name: String
 );
+
+typed_key!(
+    /// `rolebindings/{scope}/{name}`: who may do what; the scope is a namespace, or
+    /// [`CLUSTER_SCOPE`] for cluster-wide bindings.
+    RoleBindingKey, "rolebindings", scope: String, name: String
+);
+
+/// Scope segment of cluster-wide role bindings; no namespace can be named so.
+pub const CLUSTER_SCOPE: &str = "_cluster";
+
+impl RoleBindingKey {
+    /// The key of a binding in `namespace` (empty: cluster-wide).
+    pub fn of(namespace: &str, name: &str) -> Result<Self> {
+        let scope = if namespace.is_empty() {
+            CLUSTER_SCOPE
+        } else {
+            namespace
+        };
+        Self::new(scope, name)
+    }
+
+    /// Prefix of every binding in one scope (`namespace`, or cluster-wide when empty).
+    pub fn scope_prefix(namespace: &str) -> String {
+        let scope = if namespace.is_empty() {
+            CLUSTER_SCOPE
+        } else {
+            namespace
+        };
+        format!("{}{scope}/", Self::prefix())
+    }
+}
 
 impl WorkloadKey {
     /// Prefix of every workload in `namespace`.

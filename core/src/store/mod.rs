@@ -15,7 +15,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 pub use embedded::{EmbeddedOptions, EmbeddedStore};
-pub use etcd::EtcdStore;
+pub use etcd::{EtcdOptions, EtcdStore};
 pub use lease::LeaseKeeper;
 pub use types::*;
 pub use watcher::Watcher;

@@ -47,6 +47,17 @@ pub(crate) fn template_errors(
     if !t.working_dir.is_empty() && !t.working_dir.starts_with('/') {
         errs.push(format!("{path}.working_dir"), "must be an absolute path");
     }
+    for (field, id) in [
+        ("run_as_user", t.run_as_user),
+        ("run_as_group", t.run_as_group),
+    ] {
+        if id == Some(u32::MAX) {
+            errs.push(
+                format!("{path}.{field}"),
+                "4294967295 is not an id (to the kernel it means \"unchanged\")",
+            );
+        }
+    }
     resources_errors(&t.resources, kind, &format!("{path}.resources"), errs);
     placement_errors(&t.placement, &format!("{path}.placement"), errs);
 }
@@ -151,5 +162,36 @@ fn placement_errors(p: &Placement, path: &str, errs: &mut FieldErrors) {
                 "only allowed with effect NoExecute",
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn any_identity_but_the_kernels_unchanged_marker_is_valid() {
+        let mut t = ReplicaTemplate {
+            command: vec!["serve".into()],
+            resources: Resources {
+                compute_milli: 1000,
+                memory_bytes: 1 << 30,
+                accelerator: None,
+            },
+            run_as_user: Some(0),
+            run_as_group: Some(65534),
+            ..ReplicaTemplate::default()
+        };
+        let mut errs = FieldErrors::default();
+        template_errors(&t, WorkloadKind::TrainingJob, "spec.template", &mut errs);
+        assert!(errs.is_empty(), "{errs:?}");
+        t.run_as_user = Some(u32::MAX);
+        t.run_as_group = Some(u32::MAX);
+        template_errors(&t, WorkloadKind::TrainingJob, "spec.template", &mut errs);
+        let paths: Vec<&str> = errs.0.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            ["spec.template.run_as_user", "spec.template.run_as_group"]
+        );
     }
 }

@@ -26,6 +26,8 @@ pub fn template(t: &ReplicaTemplate) -> pb::ReplicaTemplate {
             accelerator: t.resources.accelerator.as_ref().map(accelerator),
         }),
         placement: t.placement.as_ref().map(placement),
+        run_as_user: t.run_as_user,
+        run_as_group: t.run_as_group,
     }
 }
 
@@ -77,5 +79,21 @@ fn toleration(t: &Toleration) -> pb::Toleration {
             TaintEffect::NoExecute => pb::TaintEffect::NoExecute,
         }) as i32,
         toleration_seconds: t.toleration_seconds,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_replica_identity_reaches_the_wire_and_unset_stays_unset() {
+        let yaml = "command: [/bin/serve]\nresources: {compute: 1, memory: 1Gi}\n\
+                    runAsUser: 0\nrunAsGroup: 1000\n";
+        let t: ReplicaTemplate = serde_yaml::from_str(yaml).expect("custom resource form");
+        let wire = template(&t);
+        assert_eq!((wire.run_as_user, wire.run_as_group), (Some(0), Some(1000)));
+        let unset = template(&ReplicaTemplate::default());
+        assert_eq!((unset.run_as_user, unset.run_as_group), (None, None));
     }
 }

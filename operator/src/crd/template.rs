@@ -32,6 +32,15 @@ pub struct ReplicaTemplate {
     /// Constraints and preferences on where replicas run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub placement: Option<Placement>,
+    /// User id the replica runs as. Unset: chosen by the control plane from the namespace's
+    /// policy, else the agent's default user (65534, "nobody"). 0 (root) only when set
+    /// explicitly; the process still has no capabilities.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_as_user: Option<u32>,
+    /// Group id the replica runs as (its only group). Unset: chosen by the control plane from
+    /// the namespace's policy, else the agent's default group (65534).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_as_group: Option<u32>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]

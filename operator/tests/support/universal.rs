@@ -63,6 +63,7 @@ impl Universal {
             .args(["--etcd-endpoints", &etcd.endpoint()])
             .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
             .args(["--identity", "test-scheduler"])
+            .arg("--insecure")
             .env(
                 "RUST_LOG",
                 std::env::var("TEST_SCHEDULER_LOG").unwrap_or_else(|_| "warn".into()),

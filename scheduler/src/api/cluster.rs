@@ -63,15 +63,18 @@ impl ClusterApi {
 impl ClusterService for ClusterApi {
     async fn get_cluster_summary(
         &self,
-        _req: Request<pb::GetClusterSummaryRequest>,
+        req: Request<pb::GetClusterSummaryRequest>,
     ) -> Result<Response<pb::ClusterSummary>, Status> {
+        // Totals only: any authenticated caller may see them.
+        self.ctx.auth.caller(&req).await?;
         Ok(Response::new(pb::ClusterSummary::from(&self.summary())))
     }
 
     async fn get_version(
         &self,
-        _req: Request<pb::GetVersionRequest>,
+        req: Request<pb::GetVersionRequest>,
     ) -> Result<Response<pb::VersionInfo>, Status> {
+        self.ctx.auth.caller(&req).await?;
         Ok(Response::new(pb::VersionInfo {
             version: env!("CARGO_PKG_VERSION").to_string(),
             // Set by release builds; empty in development.

@@ -7,14 +7,16 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 use uni_core::convert::event_type_filter;
-use uni_core::model::{Event, EventType};
+use uni_core::model::{Event, EventType, Resource, Verb};
 use uni_core::store::keys::{EventKey, TypedKey};
 use uni_proto::v1 as pb;
 use uni_proto::v1::event_service_server::EventService;
 
+use super::access::Visible;
 use super::paging::{list_store, page_size};
 use super::watch::{self, WatchRequest};
 use super::{args, ApiContext};
+use crate::auth::Caller;
 use crate::error::Result;
 
 pub struct EventApi {
@@ -67,14 +69,18 @@ impl EventApi {
 
     /// Pages go in key order; each page is sorted oldest first (one page usually holds every
     /// event of an object).
-    async fn list(&self, req: pb::ListEventsRequest) -> Result<pb::ListEventsResponse> {
+    async fn list(
+        &self,
+        req: pb::ListEventsRequest,
+        visible: Visible,
+    ) -> Result<pb::ListEventsResponse> {
         let filter = Filter::parse(req.filter)?;
         let mut page = list_store::<Event>(
             &*self.ctx.store,
             &filter.prefix,
             &req.page_token,
             page_size(req.page_size),
-            |e| filter.matches(e),
+            |e| visible.namespace(&e.meta.namespace) && filter.matches(e),
         )
         .await?;
         page.items.sort_by_key(|e| (e.first_seen, e.last_seen));
@@ -88,14 +94,17 @@ impl EventApi {
     async fn watch(
         &self,
         req: pb::WatchEventsRequest,
+        visible: Visible,
     ) -> Result<ReceiverStream<Result<pb::WatchEventsResponse, Status>>> {
         let filter = Filter::parse(req.filter)?;
         let request = WatchRequest {
             prefix: filter.prefix.clone(),
             resource_version: req.resource_version,
             allow_bookmarks: req.allow_bookmarks,
-            narrowed: filter.is_narrow(),
-            matches: Box::new(move |e: &Event| filter.matches(e)),
+            narrowed: filter.is_narrow() || visible.is_narrow(),
+            matches: Box::new(move |e: &Event| {
+                visible.namespace(&e.meta.namespace) && filter.matches(e)
+            }),
         };
         let respond =
             Arc::new(
@@ -110,13 +119,28 @@ impl EventApi {
     }
 }
 
+/// Events of one namespace need the verb there; of all, they are narrowed to those visible.
+fn events_visible(
+    caller: &Caller,
+    verb: Verb,
+    filter: Option<&pb::EventFilter>,
+) -> Result<Visible, Status> {
+    let (ns, all) = filter
+        .map(|f| (f.namespace.as_str(), f.all_namespaces))
+        .unwrap_or_default();
+    Visible::of(caller, verb, Resource::Events, ns, all)
+}
+
 #[tonic::async_trait]
 impl EventService for EventApi {
     async fn list_events(
         &self,
         req: Request<pb::ListEventsRequest>,
     ) -> Result<Response<pb::ListEventsResponse>, Status> {
-        Ok(Response::new(self.list(req.into_inner()).await?))
+        let caller = self.ctx.auth.caller(&req).await?;
+        let req = req.into_inner();
+        let visible = events_visible(&caller, Verb::List, req.filter.as_ref())?;
+        Ok(Response::new(self.list(req, visible).await?))
     }
 
     type WatchEventsStream = ReceiverStream<Result<pb::WatchEventsResponse, Status>>;
@@ -125,6 +149,9 @@ impl EventService for EventApi {
         &self,
         req: Request<pb::WatchEventsRequest>,
     ) -> Result<Response<Self::WatchEventsStream>, Status> {
-        Ok(Response::new(self.watch(req.into_inner()).await?))
+        let caller = self.ctx.auth.caller(&req).await?;
+        let req = req.into_inner();
+        let visible = events_visible(&caller, Verb::Watch, req.filter.as_ref())?;
+        Ok(Response::new(self.watch(req, visible).await?))
     }
 }

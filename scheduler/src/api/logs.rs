@@ -7,11 +7,12 @@ use std::pin::Pin;
 use futures::{Stream, StreamExt};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
-use uni_core::model::WorkloadRef;
+use uni_core::model::{Resource, Verb, WorkloadRef};
 use uni_proto::v1 as pb;
 use uni_proto::v1::log_service_client::LogServiceClient;
 use uni_proto::v1::log_service_server::LogService;
 
+use super::access::or_default;
 use super::ApiContext;
 
 pub struct LogApi {
@@ -92,7 +93,10 @@ impl LogService for LogApi {
         &self,
         request: Request<pb::StreamLogsRequest>,
     ) -> Result<Response<LogStream>, Status> {
+        let caller = self.ctx.auth.caller(&request).await?;
         let req = request.into_inner();
+        // Reading output is reading the workload.
+        caller.check(Verb::Get, Resource::Logs, or_default(&req.namespace))?;
         if req.workload.is_empty() {
             return Err(Status::invalid_argument("workload: required"));
         }

@@ -2,6 +2,7 @@
 //! work on followers too: they go to the store (or the watch-fed cache), and only scheduling
 //! is leader-only.
 
+mod access;
 mod args;
 mod cluster;
 mod create_batch;
@@ -20,8 +21,10 @@ use std::sync::Arc;
 use uni_core::catalog::Catalog;
 use uni_core::store::KvStore;
 
+use crate::auth::Auth;
 use crate::cache::Cache;
 
+pub use access::AccessApi;
 pub use cluster::ClusterApi;
 pub use events::EventApi;
 pub use logs::LogApi;
@@ -31,9 +34,11 @@ pub use status_view::{allocation_cost, overlay_status};
 pub use workloads::WorkloadApi;
 
 /// What every service needs: the store for consistent reads and all writes, the cache for
-/// derived views (replicas, nodes, summaries), and the hardware catalog for prices.
+/// derived views (replicas, nodes, summaries), the hardware catalog for prices, and who may
+/// call.
 #[derive(Clone)]
 pub struct ApiContext {
+    pub auth: Arc<Auth>,
     pub store: Arc<dyn KvStore>,
     pub cache: Arc<Cache>,
     pub catalog: Arc<Catalog>,

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
-use uni_core::model::{Allocation, DeviceUsage, Node, ResourceAmounts};
+use uni_core::model::{Allocation, DeviceUsage, Node, Resource, ResourceAmounts, Verb};
 use uni_core::store::keys::{NodeKey, TypedKey};
 use uni_core::Error as CoreError;
 use uni_proto::v1 as pb;
@@ -214,6 +214,8 @@ impl NodeService for NodeApi {
         &self,
         req: Request<pb::ListNodesRequest>,
     ) -> Result<Response<pb::ListNodesResponse>, Status> {
+        let caller = self.ctx.auth.caller(&req).await?;
+        caller.check(Verb::List, Resource::Nodes, "")?;
         Ok(Response::new(self.list(req.into_inner())?))
     }
 
@@ -221,6 +223,8 @@ impl NodeService for NodeApi {
         &self,
         req: Request<pb::GetNodeRequest>,
     ) -> Result<Response<pb::Node>, Status> {
+        let caller = self.ctx.auth.caller(&req).await?;
+        caller.check(Verb::Get, Resource::Nodes, "")?;
         Ok(Response::new(self.get(req.into_inner())?))
     }
 
@@ -228,21 +232,42 @@ impl NodeService for NodeApi {
         &self,
         req: Request<pb::CordonNodeRequest>,
     ) -> Result<Response<pb::Node>, Status> {
-        Ok(Response::new(self.cordon(req.into_inner()).await?))
+        let caller = self.ctx.auth.caller(&req).await?;
+        let req = req.into_inner();
+        let name = req.name.clone();
+        let call = async { Ok(self.cordon(req).await?) };
+        let out = caller
+            .audited(Verb::Cordon, Resource::Nodes, "", &name, call)
+            .await?;
+        Ok(Response::new(out))
     }
 
     async fn uncordon_node(
         &self,
         req: Request<pb::UncordonNodeRequest>,
     ) -> Result<Response<pb::Node>, Status> {
-        Ok(Response::new(self.uncordon(req.into_inner()).await?))
+        let caller = self.ctx.auth.caller(&req).await?;
+        let req = req.into_inner();
+        let name = req.name.clone();
+        let call = async { Ok(self.uncordon(req).await?) };
+        let out = caller
+            .audited(Verb::Cordon, Resource::Nodes, "", &name, call)
+            .await?;
+        Ok(Response::new(out))
     }
 
     async fn drain_node(
         &self,
         req: Request<pb::DrainNodeRequest>,
     ) -> Result<Response<pb::DrainNodeResponse>, Status> {
-        Ok(Response::new(self.drain(req.into_inner()).await?))
+        let caller = self.ctx.auth.caller(&req).await?;
+        let req = req.into_inner();
+        let name = req.name.clone();
+        let call = async { Ok(self.drain(req).await?) };
+        let out = caller
+            .audited(Verb::Drain, Resource::Nodes, "", &name, call)
+            .await?;
+        Ok(Response::new(out))
     }
 
     type WatchNodesStream = ReceiverStream<Result<pb::WatchNodesResponse, Status>>;
@@ -251,6 +276,8 @@ impl NodeService for NodeApi {
         &self,
         req: Request<pb::WatchNodesRequest>,
     ) -> Result<Response<Self::WatchNodesStream>, Status> {
+        let caller = self.ctx.auth.caller(&req).await?;
+        caller.check(Verb::Watch, Resource::Nodes, "")?;
         Ok(Response::new(self.watch(req.into_inner()).await?))
     }
 }

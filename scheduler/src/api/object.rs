@@ -4,8 +4,10 @@
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use uni_core::model::{Event, Node, ObjectMeta, Queue, Workload};
-use uni_core::store::keys::{EventKey, NodeKey, QueueKey, TypedKey, WorkloadKey};
+use uni_core::model::{Event, Node, ObjectMeta, Queue, RoleBinding, Workload};
+use uni_core::store::keys::{
+    EventKey, NodeKey, QueueKey, RoleBindingKey, TypedKey, WorkloadKey, CLUSTER_SCOPE,
+};
 use uni_core::store::{codec, Compare, CompareOp, KeyValue, KvStore, Revision, Txn, TxnOp};
 use uni_core::Error as CoreError;
 
@@ -249,4 +251,29 @@ pub(crate) async fn delete<T: Object>(
         }
     }
     Err(CoreError::Conflict(format!("{what} keeps changing; try again")).into())
+}
+
+impl Object for RoleBinding {
+    const KIND: &'static str = "role binding";
+
+    fn meta(&self) -> &ObjectMeta {
+        &self.meta
+    }
+
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.meta
+    }
+
+    fn from_key(key: &str) -> Option<Self> {
+        let k = RoleBindingKey::parse(key).ok()?;
+        let namespace = if k.scope == CLUSTER_SCOPE {
+            String::new()
+        } else {
+            k.scope
+        };
+        Some(RoleBinding {
+            meta: ObjectMeta::namespaced(namespace, k.name),
+            ..RoleBinding::default()
+        })
+    }
 }

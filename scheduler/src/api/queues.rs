@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tonic::{Request, Response, Status};
 use uni_core::convert::queue_from_request;
-use uni_core::model::{ObjectMeta, Queue, QueueStatus, UnixMillis, DEFAULT_QUEUE};
+use uni_core::model::{ObjectMeta, Queue, QueueStatus, Resource, UnixMillis, Verb, DEFAULT_QUEUE};
 use uni_core::store::keys::{QueueKey, TypedKey};
 use uni_core::store::KvStore;
 use uni_core::Error as CoreError;
@@ -148,19 +148,35 @@ impl QueueApi {
     }
 }
 
+/// The name of a queue in a request, for authorization and the audit log.
+fn queue_name(q: Option<&pb::Queue>) -> String {
+    q.and_then(|q| q.meta.as_ref())
+        .map(|m| m.name.clone())
+        .unwrap_or_default()
+}
+
 #[tonic::async_trait]
 impl QueueService for QueueApi {
     async fn create_queue(
         &self,
         req: Request<pb::CreateQueueRequest>,
     ) -> Result<Response<pb::Queue>, Status> {
-        Ok(Response::new(self.create(req.into_inner()).await?))
+        let caller = self.ctx.auth.caller(&req).await?;
+        let req = req.into_inner();
+        let name = queue_name(req.queue.as_ref());
+        let call = async { Ok(self.create(req).await?) };
+        let out = caller
+            .audited(Verb::Create, Resource::Queues, "", &name, call)
+            .await?;
+        Ok(Response::new(out))
     }
 
     async fn get_queue(
         &self,
         req: Request<pb::GetQueueRequest>,
     ) -> Result<Response<pb::Queue>, Status> {
+        // Any authenticated caller may read queues: submitting needs their names.
+        self.ctx.auth.caller(&req).await?;
         Ok(Response::new(self.get(req.into_inner()).await?))
     }
 
@@ -168,6 +184,8 @@ impl QueueService for QueueApi {
         &self,
         req: Request<pb::ListQueuesRequest>,
     ) -> Result<Response<pb::ListQueuesResponse>, Status> {
+        // Any authenticated caller may read queues: submitting needs their names.
+        self.ctx.auth.caller(&req).await?;
         Ok(Response::new(self.list(req.into_inner()).await?))
     }
 
@@ -175,13 +193,27 @@ impl QueueService for QueueApi {
         &self,
         req: Request<pb::UpdateQueueRequest>,
     ) -> Result<Response<pb::Queue>, Status> {
-        Ok(Response::new(self.update(req.into_inner()).await?))
+        let caller = self.ctx.auth.caller(&req).await?;
+        let req = req.into_inner();
+        let name = queue_name(req.queue.as_ref());
+        let call = async { Ok(self.update(req).await?) };
+        let out = caller
+            .audited(Verb::Update, Resource::Queues, "", &name, call)
+            .await?;
+        Ok(Response::new(out))
     }
 
     async fn delete_queue(
         &self,
         req: Request<pb::DeleteQueueRequest>,
     ) -> Result<Response<pb::DeleteQueueResponse>, Status> {
-        Ok(Response::new(self.delete(req.into_inner()).await?))
+        let caller = self.ctx.auth.caller(&req).await?;
+        let req = req.into_inner();
+        let name = req.name.clone();
+        let call = async { Ok(self.delete(req).await?) };
+        let out = caller
+            .audited(Verb::Delete, Resource::Queues, "", &name, call)
+            .await?;
+        Ok(Response::new(out))
     }
 }

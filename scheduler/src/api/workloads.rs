@@ -7,13 +7,14 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 use uni_core::convert::{workload_from_request, workload_kind_filter};
-use uni_core::model::{UnixMillis, Workload, WorkloadStatus};
+use uni_core::model::{Resource, UnixMillis, Verb, Workload, WorkloadStatus};
 use uni_core::store::keys::{TypedKey, WorkloadKey};
 use uni_core::validate::{validate_workload, validate_workload_update};
 use uni_proto::v1 as pb;
 use uni_proto::v1::workload_service_server::WorkloadService;
 use uuid::Uuid;
 
+use super::access::{meta_name, or_default, Visible};
 use super::create_batch::CreateBatcher;
 use super::paging::{list_store, page_size};
 use super::watch::{self, WatchRequest};
@@ -70,7 +71,11 @@ impl WorkloadApi {
         Ok(self.view(w))
     }
 
-    async fn list(&self, req: pb::ListWorkloadsRequest) -> Result<pb::ListWorkloadsResponse> {
+    async fn list(
+        &self,
+        req: pb::ListWorkloadsRequest,
+        visible: Visible,
+    ) -> Result<pb::ListWorkloadsResponse> {
         let prefix = if req.all_namespaces {
             WorkloadKey::prefix()
         } else {
@@ -83,7 +88,11 @@ impl WorkloadApi {
             &prefix,
             &req.page_token,
             page_size(req.page_size),
-            |w| selector.matches(&w.meta.labels) && kind.is_none_or(|k| w.kind() == k),
+            |w| {
+                visible.namespace(&w.meta.namespace)
+                    && selector.matches(&w.meta.labels)
+                    && kind.is_none_or(|k| w.kind() == k)
+            },
         )
         .await?;
         let workloads = {
@@ -163,6 +172,7 @@ impl WorkloadApi {
     async fn watch(
         &self,
         req: pb::WatchWorkloadsRequest,
+        visible: Visible,
     ) -> Result<ReceiverStream<Result<pb::WatchWorkloadsResponse, Status>>> {
         let prefix = if req.all_namespaces {
             WorkloadKey::prefix()
@@ -171,13 +181,15 @@ impl WorkloadApi {
         };
         let selector = args::selector("label_selector", &req.label_selector)?;
         let kind = workload_kind_filter(req.kind)?;
-        let narrowed = !selector.is_empty() || kind.is_some();
+        let narrowed = !selector.is_empty() || kind.is_some() || visible.is_narrow();
         let request = WatchRequest {
             prefix,
             resource_version: req.resource_version,
             allow_bookmarks: req.allow_bookmarks,
             matches: Box::new(move |w: &Workload| {
-                selector.matches(&w.meta.labels) && kind.is_none_or(|k| w.kind() == k)
+                visible.namespace(&w.meta.namespace)
+                    && selector.matches(&w.meta.labels)
+                    && kind.is_none_or(|k| w.kind() == k)
             }),
             narrowed,
         };
@@ -214,42 +226,82 @@ impl WorkloadService for WorkloadApi {
         &self,
         req: Request<pb::CreateWorkloadRequest>,
     ) -> Result<Response<pb::Workload>, Status> {
-        Ok(Response::new(self.create(req.into_inner()).await?))
+        let caller = self.ctx.auth.caller(&req).await?;
+        let req = req.into_inner();
+        let (ns, name) = meta_name(req.workload.as_ref().and_then(|w| w.meta.as_ref()));
+        let call = async { Ok(self.create(req).await?) };
+        let w = caller
+            .audited(Verb::Create, Resource::Workloads, &ns, &name, call)
+            .await?;
+        Ok(Response::new(w))
     }
 
     async fn get_workload(
         &self,
         req: Request<pb::GetWorkloadRequest>,
     ) -> Result<Response<pb::Workload>, Status> {
-        Ok(Response::new(self.get(req.into_inner()).await?))
+        let caller = self.ctx.auth.caller(&req).await?;
+        let req = req.into_inner();
+        caller.check(Verb::Get, Resource::Workloads, or_default(&req.namespace))?;
+        Ok(Response::new(self.get(req).await?))
     }
 
     async fn list_workloads(
         &self,
         req: Request<pb::ListWorkloadsRequest>,
     ) -> Result<Response<pb::ListWorkloadsResponse>, Status> {
-        Ok(Response::new(self.list(req.into_inner()).await?))
+        let caller = self.ctx.auth.caller(&req).await?;
+        let req = req.into_inner();
+        let visible = Visible::of(
+            &caller,
+            Verb::List,
+            Resource::Workloads,
+            &req.namespace,
+            req.all_namespaces,
+        )?;
+        Ok(Response::new(self.list(req, visible).await?))
     }
 
     async fn update_workload(
         &self,
         req: Request<pb::UpdateWorkloadRequest>,
     ) -> Result<Response<pb::Workload>, Status> {
-        Ok(Response::new(self.update(req.into_inner()).await?))
+        let caller = self.ctx.auth.caller(&req).await?;
+        let req = req.into_inner();
+        let (ns, name) = meta_name(req.workload.as_ref().and_then(|w| w.meta.as_ref()));
+        let call = async { Ok(self.update(req).await?) };
+        let w = caller
+            .audited(Verb::Update, Resource::Workloads, &ns, &name, call)
+            .await?;
+        Ok(Response::new(w))
     }
 
     async fn scale_workload(
         &self,
         req: Request<pb::ScaleWorkloadRequest>,
     ) -> Result<Response<pb::Workload>, Status> {
-        Ok(Response::new(self.scale(req.into_inner()).await?))
+        let caller = self.ctx.auth.caller(&req).await?;
+        let req = req.into_inner();
+        let (ns, name) = (or_default(&req.namespace).to_string(), req.name.clone());
+        let call = async { Ok(self.scale(req).await?) };
+        let w = caller
+            .audited(Verb::Scale, Resource::Workloads, &ns, &name, call)
+            .await?;
+        Ok(Response::new(w))
     }
 
     async fn delete_workload(
         &self,
         req: Request<pb::DeleteWorkloadRequest>,
     ) -> Result<Response<pb::DeleteWorkloadResponse>, Status> {
-        Ok(Response::new(self.delete(req.into_inner()).await?))
+        let caller = self.ctx.auth.caller(&req).await?;
+        let req = req.into_inner();
+        let (ns, name) = (or_default(&req.namespace).to_string(), req.name.clone());
+        let call = async { Ok(self.delete(req).await?) };
+        let w = caller
+            .audited(Verb::Delete, Resource::Workloads, &ns, &name, call)
+            .await?;
+        Ok(Response::new(w))
     }
 
     type WatchWorkloadsStream = ReceiverStream<Result<pb::WatchWorkloadsResponse, Status>>;
@@ -258,6 +310,15 @@ impl WorkloadService for WorkloadApi {
         &self,
         req: Request<pb::WatchWorkloadsRequest>,
     ) -> Result<Response<Self::WatchWorkloadsStream>, Status> {
-        Ok(Response::new(self.watch(req.into_inner()).await?))
+        let caller = self.ctx.auth.caller(&req).await?;
+        let req = req.into_inner();
+        let visible = Visible::of(
+            &caller,
+            Verb::Watch,
+            Resource::Workloads,
+            &req.namespace,
+            req.all_namespaces,
+        )?;
+        Ok(Response::new(self.watch(req, visible).await?))
     }
 }

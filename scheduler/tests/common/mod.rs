@@ -21,6 +21,7 @@ use uni_proto::v1::node_service_client::NodeServiceClient;
 use uni_proto::v1::queue_service_client::QueueServiceClient;
 use uni_proto::v1::workload_service_client::WorkloadServiceClient;
 use uni_scheduler::api::ApiContext;
+use uni_scheduler::auth::Auth;
 use uni_scheduler::cache::Cache;
 use uni_scheduler::server::serve;
 
@@ -49,12 +50,14 @@ impl Api {
 
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local address");
+        // Open mode: these tests are about the API; tests/security.rs covers its protection.
         let ctx = ApiContext {
+            auth: Arc::new(Auth::open(None)),
             store: store.clone(),
             cache: cache.clone(),
             catalog,
         };
-        let server = tokio::spawn(serve(listener, ctx, shutdown.clone()));
+        let server = tokio::spawn(serve(listener, None, ctx, shutdown.clone()));
         let channel = Endpoint::from_shared(format!("http://{addr}"))
             .expect("endpoint")
             .connect()

@@ -32,6 +32,8 @@ impl Scheduler {
             .args(["--etcd-endpoints", etcd])
             .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
             .args(["--identity", identity])
+            // Loopback only; the security tests start their own secured replicas.
+            .arg("--insecure")
             .args(["--lease-ttl-seconds", "2", "--node-grace-seconds", "2"])
             .env(
                 "RUST_LOG",

@@ -34,7 +34,7 @@ impl Replica {
         loop {
             match self.host.store.get(&key).await {
                 Ok(Some(kv)) => match codec::decode::<Workload>(&key, &kv.value) {
-                    Ok(w) => return RunSpec::from_workload(&w, self.host.opts.default_grace),
+                    Ok(w) => return RunSpec::from_workload(&w, &self.host.opts),
                     Err(e) => warn!(error = %e, "undecodable workload; retrying"),
                 },
                 Ok(None) if !reported => {

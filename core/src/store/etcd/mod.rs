@@ -3,6 +3,7 @@
 mod convert;
 mod watch;
 
+use std::path::Path;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -14,6 +15,7 @@ use super::{
     prefix_end, KeyValue, KvStore, LeaseId, RangeOptions, RangeResponse, Revision, Txn,
     TxnResponse, WatchStream,
 };
+use crate::tls::client::ClientTls;
 use crate::{Error, Result};
 use convert::{from_kv, map_err, map_lease_err, revision_of, to_etcd_txn, txn_response};
 
@@ -23,20 +25,66 @@ pub struct EtcdStore {
     client: Client,
 }
 
+/// How to reach a secured etcd.
+#[derive(Debug, Clone, Default)]
+pub struct EtcdOptions {
+    /// TLS for `https://` endpoints: the etcd CA and, for client-certificate auth, our
+    /// certificate.
+    pub tls: Option<ClientTls>,
+    /// etcd user name and password.
+    pub user: Option<(String, String)>,
+}
+
+impl EtcdOptions {
+    /// TLS from PEM files: with a CA, a client certificate or both, endpoints must be
+    /// `https://`; with none, no TLS.
+    pub fn from_files(ca: Option<&Path>, cert: Option<&Path>, key: Option<&Path>) -> Result<Self> {
+        let tls = if ca.is_some() || cert.is_some() || key.is_some() {
+            Some(ClientTls::from_files(ca, cert, key)?)
+        } else {
+            None
+        };
+        Ok(Self { tls, user: None })
+    }
+}
+
 impl EtcdStore {
-    /// Connects to `endpoints` (`host:port` or `http://host:port`).
+    /// Connects to `endpoints` (`host:port` or `http://host:port`) without TLS.
     pub async fn connect<S: AsRef<str>>(endpoints: &[S]) -> Result<Self> {
+        Self::connect_with(endpoints, &EtcdOptions::default()).await
+    }
+
+    /// Connects to `endpoints` with `opts`; with TLS, endpoints are `https://host:port`.
+    pub async fn connect_with<S: AsRef<str>>(endpoints: &[S], opts: &EtcdOptions) -> Result<Self> {
         if endpoints.is_empty() {
             return Err(Error::invalid(
                 "etcd_endpoints",
                 "at least one endpoint is required",
             ));
         }
-        let opts = ConnectOptions::new()
+        let mut connect = ConnectOptions::new()
             .with_connect_timeout(Duration::from_secs(3))
             .with_timeout(Duration::from_secs(15))
             .with_keep_alive(Duration::from_secs(5), Duration::from_secs(3));
-        let client = Client::connect(endpoints, Some(opts))
+        if let Some(tls) = &opts.tls {
+            if let Some(e) = endpoints
+                .iter()
+                .find(|e| !e.as_ref().starts_with("https://"))
+            {
+                return Err(Error::invalid(
+                    "etcd_endpoints",
+                    format!(
+                        "{} must be https:// when etcd TLS is configured",
+                        e.as_ref()
+                    ),
+                ));
+            }
+            connect = connect.with_tls(tls.to_tonic());
+        }
+        if let Some((user, password)) = &opts.user {
+            connect = connect.with_user(user.clone(), password.clone());
+        }
+        let client = Client::connect(endpoints, Some(connect))
             .await
             .map_err(map_err)?;
         Ok(Self { client })

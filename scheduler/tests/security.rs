@@ -1,0 +1,573 @@
+//! The API's protection, end to end: a control plane set up as `uni-scheduler init` sets it
+//! up (TLS, client CA, token file, audit log, OIDC) on an etcd that itself requires TLS
+//! client certificates; callers with no, bad, or too-weak credentials.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine as _;
+use futures::StreamExt;
+use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+use ring::rand::SystemRandom;
+use ring::signature::{EcdsaKeyPair, KeyPair as _, ECDSA_P256_SHA256_FIXED_SIGNING};
+use serde_json::{json, Value};
+use tonic::Code;
+use uni_core::catalog::Catalog;
+use uni_core::client::AuthChannel;
+use uni_core::store::KvStore;
+use uni_core::testing::EtcdServer;
+use uni_core::tls::client::{channel, ClientTls};
+use uni_core::tls::pki::Ca;
+use uni_proto::v1 as pb;
+use uni_proto::v1::access_service_client::AccessServiceClient;
+use uni_proto::v1::log_service_client::LogServiceClient;
+use uni_proto::v1::workload_service_client::WorkloadServiceClient;
+use uni_scheduler::config::{Config, OidcSettings};
+use uni_scheduler::control_plane::ControlPlane;
+use uni_scheduler::init::{init, InitOptions, Initialized};
+
+use common::{inference, WAIT};
+
+const ISSUER: &str = "https://idp.test";
+const ALICE: &str = "alice-token-0123456789";
+const CAROL: &str = "carol-token-0123456789";
+const NOBODY: &str = "nobody-token-012345678";
+
+struct Cluster {
+    _etcd: EtcdServer,
+    plane: ControlPlane,
+    pki: Initialized,
+    url: String,
+    oidc_key: Vec<u8>,
+}
+
+fn tokens_yaml(admin: &str, extra: &str) -> String {
+    format!(
+        "- token: {admin}\n  user: admin\n  groups: [system:masters]\n\
+         - token: {ALICE}\n  user: alice\n\
+         - token: {CAROL}\n  user: carol\n\
+         - token: {NOBODY}\n  user: nobody\n{extra}"
+    )
+}
+
+/// A P-256 key as PKCS#8 and its JWKS.
+fn oidc_key() -> (Vec<u8>, Value) {
+    let rng = SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+        .unwrap()
+        .as_ref()
+        .to_vec();
+    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &pkcs8, &rng).unwrap();
+    let p = pair.public_key().as_ref();
+    let jwks = json!({"keys": [{"kty": "EC", "crv": "P-256", "alg": "ES256", "kid": "k1",
+        "x": B64.encode(&p[1..33]), "y": B64.encode(&p[33..65])}]});
+    (pkcs8, jwks)
+}
+
+fn jwt(pkcs8: &[u8], sub: &str, exp_from_now: i64) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let mut h = Header::new(Algorithm::ES256);
+    h.kid = Some("k1".into());
+    let claims = json!({"iss": ISSUER, "aud": "universal", "sub": sub,
+        "groups": ["ml"], "exp": now + exp_from_now});
+    encode(&h, &claims, &EncodingKey::from_ec_der(pkcs8)).unwrap()
+}
+
+async fn start(dir: &Path) -> Cluster {
+    let etcd = EtcdServer::start_tls().await.expect("TLS etcd");
+    let store: Arc<dyn KvStore> = Arc::new(etcd.store().await.expect("etcd over TLS"));
+    let pki = init(&InitOptions {
+        dir: dir.join("pki"),
+        server_names: vec![],
+        server_url: String::new(),
+        context: None,
+    })
+    .unwrap();
+    std::fs::write(
+        pki.dir.join("tokens.yaml"),
+        tokens_yaml(&pki.admin_token, ""),
+    )
+    .unwrap();
+    let (oidc_key, jwks) = oidc_key();
+    let jwks_path = dir.join("jwks.json");
+    std::fs::write(&jwks_path, jwks.to_string()).unwrap();
+    let mut security = pki.security();
+    security.oidc = Some(OidcSettings {
+        issuer: ISSUER.into(),
+        audience: "universal".into(),
+        jwks: jwks_path.display().to_string(),
+        username_claim: "sub".into(),
+        groups_claim: "groups".into(),
+    });
+    let config = Config {
+        etcd_endpoints: vec![],
+        listen: "127.0.0.1:0".parse().unwrap(),
+        metrics_listen: "127.0.0.1:0".parse().unwrap(),
+        identity: "security".into(),
+        lease_ttl: Duration::from_secs(2),
+        node_grace: Duration::from_secs(2),
+        catalog: None,
+        max_commits_in_flight: 4,
+        dev: false,
+        data_dir: PathBuf::new(),
+        security,
+    };
+    let plane = ControlPlane::start(store, Arc::new(Catalog::builtin().unwrap()), &config)
+        .await
+        .expect("secured control plane starts");
+    Cluster {
+        url: format!("https://{}", plane.api_addr),
+        _etcd: etcd,
+        plane,
+        pki,
+        oidc_key,
+    }
+}
+
+impl Cluster {
+    fn tls(&self) -> ClientTls {
+        ClientTls::from_files(Some(&self.pki.ca), None, None).unwrap()
+    }
+
+    /// A channel presenting `token` (none when `None`).
+    async fn as_token(&self, token: Option<&str>) -> AuthChannel {
+        let target = uni_core::client::Target {
+            server: self.url.clone(),
+            namespace: "default".into(),
+            tls: Some(self.tls()),
+            token: token.map(str::to_string),
+        };
+        target.connect().await.expect("TLS connection")
+    }
+
+    async fn workloads(&self, token: Option<&str>) -> WorkloadServiceClient<AuthChannel> {
+        WorkloadServiceClient::new(self.as_token(token).await)
+    }
+
+    async fn access(&self, token: &str) -> AccessServiceClient<AuthChannel> {
+        AccessServiceClient::new(self.as_token(Some(token)).await)
+    }
+
+    async fn bind(&self, name: &str, ns: &str, role: &str, user: &str) {
+        self.access(&self.pki.admin_token)
+            .await
+            .create_role_binding(pb::CreateRoleBindingRequest {
+                role_binding: Some(pb::RoleBinding {
+                    meta: Some(pb::ObjectMeta {
+                        name: name.into(),
+                        namespace: ns.into(),
+                        ..Default::default()
+                    }),
+                    role: role.into(),
+                    users: vec![user.into()],
+                    groups: vec![],
+                }),
+            })
+            .await
+            .expect("admin creates a role binding");
+    }
+}
+
+fn create(ns: &str, name: &str) -> pb::CreateWorkloadRequest {
+    pb::CreateWorkloadRequest {
+        workload: Some(inference(ns, name)),
+        ..Default::default()
+    }
+}
+
+/// Polls `f` until it returns true, for at most [`WAIT`].
+async fn eventually<F, Fut>(what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !f().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn callers_are_authenticated_and_held_to_their_roles() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = start(dir.path()).await;
+
+    // No credential, an unknown token: Unauthenticated, and nothing is written.
+    let err = c
+        .workloads(None)
+        .await
+        .create_workload(create("team-a", "x"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
+    let err = c
+        .workloads(Some("not-a-real-token-at-all"))
+        .await
+        .create_workload(create("team-a", "x"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
+
+    // A plaintext client cannot talk to the TLS port.
+    let plain = channel(&c.url.replace("https://", "http://"), None)
+        .unwrap()
+        .connect()
+        .await;
+    if let Ok(ch) = plain {
+        let err = WorkloadServiceClient::new(ch)
+            .list_workloads(pb::ListWorkloadsRequest::default())
+            .await
+            .unwrap_err();
+        assert_ne!(err.code(), Code::Ok);
+    }
+
+    c.bind("alice-edits", "team-a", "edit", "alice").await;
+    c.bind("carol-views", "team-a", "view", "carol").await;
+    c.bind("carol-edits-b", "team-b", "edit", "carol").await;
+
+    // An editor creates in its namespace, not in another one.
+    let mut alice = c.workloads(Some(ALICE)).await;
+    alice
+        .create_workload(create("team-a", "llm"))
+        .await
+        .expect("alice creates in team-a");
+    let err = alice
+        .create_workload(create("team-b", "llm"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    assert!(
+        err.message().contains("alice")
+            && err.message().contains("create")
+            && err.message().contains("workloads")
+            && err.message().contains("team-b"),
+        "the denial names who, what and where: {}",
+        err.message()
+    );
+
+    // A viewer reads but does not write; someone bound nowhere reads nothing.
+    let mut carol = c.workloads(Some(CAROL)).await;
+    carol
+        .get_workload(pb::GetWorkloadRequest {
+            namespace: "team-a".into(),
+            name: "llm".into(),
+        })
+        .await
+        .expect("carol reads team-a");
+    let err = carol
+        .delete_workload(pb::DeleteWorkloadRequest {
+            namespace: "team-a".into(),
+            name: "llm".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    carol
+        .create_workload(create("team-b", "job"))
+        .await
+        .expect("carol edits team-b");
+    let err = c
+        .workloads(Some(NOBODY))
+        .await
+        .get_workload(pb::GetWorkloadRequest {
+            namespace: "team-a".into(),
+            name: "llm".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+
+    // Lists across namespaces return only what the caller may read.
+    let all = pb::ListWorkloadsRequest {
+        all_namespaces: true,
+        ..Default::default()
+    };
+    let names = |r: pb::ListWorkloadsResponse| -> Vec<String> {
+        let mut v: Vec<String> = r
+            .workloads
+            .iter()
+            .map(|w| format!("{}/{}", common::meta(w).namespace, common::meta(w).name))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        names(
+            alice
+                .list_workloads(all.clone())
+                .await
+                .unwrap()
+                .into_inner()
+        ),
+        ["team-a/llm"]
+    );
+    assert_eq!(
+        names(
+            carol
+                .list_workloads(all.clone())
+                .await
+                .unwrap()
+                .into_inner()
+        ),
+        ["team-a/llm", "team-b/job"]
+    );
+    let mut admin = c.workloads(Some(&c.pki.admin_token)).await;
+    assert_eq!(
+        names(
+            admin
+                .list_workloads(all.clone())
+                .await
+                .unwrap()
+                .into_inner()
+        )
+        .len(),
+        2
+    );
+
+    // A watch over every namespace carries only the caller's namespaces.
+    let mut watch = alice
+        .watch_workloads(pb::WatchWorkloadsRequest {
+            all_namespaces: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    admin
+        .create_workload(create("team-b", "hidden"))
+        .await
+        .unwrap();
+    admin
+        .create_workload(create("team-a", "seen"))
+        .await
+        .unwrap();
+    let first = tokio::time::timeout(WAIT, async {
+        loop {
+            let ev = watch.next().await.expect("watch open").expect("event");
+            if let Some(w) = ev.workload {
+                let m = common::meta(&w);
+                if m.name != "llm" {
+                    return format!("{}/{}", m.namespace, m.name);
+                }
+            }
+        }
+    })
+    .await
+    .expect("watch event");
+    assert_eq!(
+        first, "team-a/seen",
+        "team-b's workload must not reach alice's watch"
+    );
+
+    // Logs of another tenant's workload are refused before anything is looked up.
+    let err = LogServiceClient::new(c.as_token(Some(ALICE)).await)
+        .stream_logs(pb::StreamLogsRequest {
+            namespace: "team-b".into(),
+            workload: "job".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+
+    // A namespace editor cannot grant itself more.
+    let err = c
+        .access(ALICE)
+        .await
+        .create_role_binding(pb::CreateRoleBindingRequest {
+            role_binding: Some(pb::RoleBinding {
+                meta: Some(pb::ObjectMeta {
+                    name: "me".into(),
+                    ..Default::default()
+                }),
+                role: "cluster-admin".into(),
+                users: vec!["alice".into()],
+                groups: vec![],
+            }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+
+    // WhoAmI reports the identity and what it may do.
+    let me = c
+        .access(ALICE)
+        .await
+        .who_am_i(pb::WhoAmIRequest {
+            namespace: "team-a".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(me.user, "alice");
+    assert!(
+        me.allowed.contains(&"create workloads".to_string()),
+        "{:?}",
+        me.allowed
+    );
+    assert!(
+        !me.allowed.contains(&"create rolebindings".to_string()),
+        "{:?}",
+        me.allowed
+    );
+
+    // Every mutating call, allowed or not, is in the audit log.
+    let log = std::fs::read_to_string(c.pki.dir.join("audit.log")).unwrap();
+    let lines: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let has = |user: &str, ns: &str, result: &str| {
+        lines.iter().any(|l| {
+            l["user"] == user
+                && l["verb"] == "create"
+                && l["resource"] == "workloads"
+                && l["namespace"] == ns
+                && l["result"] == result
+        })
+    };
+    assert!(has("alice", "team-a", "OK"), "{log}");
+    assert!(has("alice", "team-b", "PERMISSION_DENIED"), "{log}");
+
+    c.plane.shutdown().await;
+}
+
+#[tokio::test]
+async fn certificates_and_tokens_identify_callers_and_rotate_without_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = start(dir.path()).await;
+    c.bind("dana-edits", "team-a", "edit", "dana").await;
+    c.bind("oidc-edits", "team-a", "edit", "oidc:erin").await;
+
+    // A client certificate from the cluster CA: CN is the user.
+    let ca = Ca::load(&c.pki.ca, &c.pki.dir.join("ca.key")).unwrap();
+    let cert = ca
+        .issue_client("dana", None, Duration::from_secs(600))
+        .unwrap();
+    let mut tls = c.tls();
+    tls.identity = Some((cert.cert_pem.clone(), cert.key_pem.clone()));
+    let ch = channel(&c.url, Some(&tls))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    WorkloadServiceClient::new(ch.clone())
+        .create_workload(create("team-a", "by-cert"))
+        .await
+        .expect("dana, by certificate, edits team-a");
+    let err = WorkloadServiceClient::new(ch)
+        .create_workload(create("team-b", "by-cert"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+
+    // A certificate from another CA does not get through the handshake.
+    let rogue = Ca::generate("rogue").unwrap();
+    let forged = rogue
+        .issue_client("admin", Some("system:masters"), Duration::from_secs(600))
+        .unwrap();
+    let mut tls = c.tls();
+    tls.identity = Some((forged.cert_pem, forged.key_pem));
+    let refused = match channel(&c.url, Some(&tls)).unwrap().connect().await {
+        Err(_) => true,
+        Ok(ch) => WorkloadServiceClient::new(ch)
+            .list_workloads(pb::ListWorkloadsRequest::default())
+            .await
+            .is_err(),
+    };
+    assert!(refused, "a certificate from another CA must be refused");
+
+    // OIDC: a valid token maps to its prefixed user; expired or foreign-signed ones do not.
+    let good = jwt(&c.oidc_key, "erin", 600);
+    c.workloads(Some(&good))
+        .await
+        .create_workload(create("team-a", "by-oidc"))
+        .await
+        .expect("oidc:erin edits team-a");
+    let expired = jwt(&c.oidc_key, "erin", -3600);
+    let err = c
+        .workloads(Some(&expired))
+        .await
+        .create_workload(create("team-a", "x"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
+    let (other_key, _) = oidc_key();
+    let foreign = jwt(&other_key, "erin", 600);
+    let err = c
+        .workloads(Some(&foreign))
+        .await
+        .create_workload(create("team-a", "x"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
+
+    // A token added to the token file works without a restart.
+    let frank = "frank-token-0123456789";
+    let tokens = c.pki.dir.join("tokens.yaml");
+    std::fs::write(
+        &tokens,
+        tokens_yaml(
+            &c.pki.admin_token,
+            &format!("- token: {frank}\n  user: frank\n"),
+        ),
+    )
+    .unwrap();
+    eventually("the new token is accepted", || async {
+        let me = c
+            .access(frank)
+            .await
+            .who_am_i(pb::WhoAmIRequest::default())
+            .await;
+        me.is_ok_and(|m| m.into_inner().user == "frank")
+    })
+    .await;
+
+    // The server certificate is replaced by one from a new CA: new connections get it.
+    let new_ca = Ca::generate("new-ca").unwrap();
+    let new_ca_path = dir.path().join("new-ca.crt");
+    std::fs::write(&new_ca_path, new_ca.cert_pem()).unwrap();
+    new_ca
+        .issue_server(
+            "uni-scheduler",
+            &["127.0.0.1".into()],
+            Duration::from_secs(600),
+        )
+        .unwrap()
+        .write(&c.pki.dir.join("server.crt"), &c.pki.dir.join("server.key"))
+        .unwrap();
+    let trusts_new = ClientTls::from_files(Some(&new_ca_path), None, None).unwrap();
+    let admin = c.pki.admin_token.clone();
+    eventually("the rotated certificate is served", || {
+        let url = c.url.clone();
+        let tls = trusts_new.clone();
+        let admin = admin.clone();
+        async move {
+            let target = uni_core::client::Target {
+                server: url,
+                namespace: "default".into(),
+                tls: Some(tls),
+                token: Some(admin),
+            };
+            match target.connect().await {
+                Ok(ch) => AccessServiceClient::new(ch)
+                    .who_am_i(pb::WhoAmIRequest::default())
+                    .await
+                    .is_ok(),
+                Err(_) => false,
+            }
+        }
+    })
+    .await;
+
+    c.plane.shutdown().await;
+}
