@@ -16,6 +16,7 @@ use uni_core::catalog::Catalog;
 use uni_core::model::Inventory;
 use uni_core::store::keys::NodeKey;
 use uni_core::store::KvStore;
+use uni_core::tls::server::{ReloadingAcceptor, TlsFiles};
 
 use crate::capacity::{self, Reserve};
 use crate::cgroup::{CgroupConfig, CgroupManager};
@@ -63,7 +64,13 @@ pub struct AgentConfig {
     pub runtime: RuntimeOptions,
     /// How often the hardware is discovered again to notice changes.
     pub rediscover_interval: Duration,
+    /// Serve the log service over TLS with the node certificate (client CA: the cluster
+    /// CA), to scheduler replicas only.
+    pub tls: Option<TlsFiles>,
 }
+
+/// How often the log service's certificate files are checked for renewal.
+const TLS_RELOAD: Duration = Duration::from_secs(30);
 
 impl AgentConfig {
     /// Defaults for a node named `node_name` keeping its files in `data_dir`.
@@ -90,6 +97,7 @@ impl AgentConfig {
                 ..RuntimeOptions::default()
             },
             rediscover_interval: Duration::from_secs(60),
+            tls: None,
         }
     }
 }
@@ -222,9 +230,18 @@ impl Agent {
             log_streams.clone(),
             rest_cancel.clone(),
         );
+        let tls = match &config.tls {
+            Some(files) => {
+                let acceptor = ReloadingAcceptor::load(files.clone())?;
+                // A renewed node certificate is served without a restart.
+                tasks.spawn(acceptor.clone().watch(TLS_RELOAD, rest_cancel.clone()));
+                Some(acceptor)
+            }
+            None => None,
+        };
         let c = rest_cancel.clone();
         tasks.spawn(async move {
-            if let Err(e) = server::serve(grpc, logs, c).await {
+            if let Err(e) = server::serve(grpc, logs, tls, c).await {
                 warn!(error = %e, "gRPC server failed");
             }
         });
@@ -259,7 +276,15 @@ impl Agent {
                 name: config.node_name.clone(),
                 labels: config.labels.clone(),
                 address,
-                agent_endpoint: format!("http://{host}:{}", grpc_addr.port()),
+                agent_endpoint: format!(
+                    "{}://{host}:{}",
+                    if config.tls.is_some() {
+                        "https"
+                    } else {
+                        "http"
+                    },
+                    grpc_addr.port()
+                ),
                 agent_version: VERSION.to_string(),
                 limits: cgroups
                     .availability()

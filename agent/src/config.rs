@@ -27,6 +27,22 @@ pub struct Cli {
     /// etcd endpoints, HOST:PORT[,...].
     #[arg(long, env = "UNIVERSAL_ETCD_ENDPOINTS", value_delimiter = ',')]
     pub etcd_endpoints: Option<Vec<String>>,
+    /// Reach the store through this scheduler API (`https://host:port`) with a node
+    /// certificate, instead of etcd: the node's credential reaches only its own keys.
+    #[arg(long, env = "UNIVERSAL_SERVER")]
+    pub server: Option<String>,
+    /// Cluster CA certificate (default DATA_DIR/pki/ca.crt).
+    #[arg(long, env = "UNIVERSAL_CA")]
+    pub ca: Option<PathBuf>,
+    /// Node certificate (default DATA_DIR/pki/node.crt; got at join, renewed in place).
+    #[arg(long, env = "UNIVERSAL_NODE_CERT")]
+    pub cert: Option<PathBuf>,
+    /// Key of --cert (default DATA_DIR/pki/node.key).
+    #[arg(long, env = "UNIVERSAL_NODE_KEY")]
+    pub key: Option<PathBuf>,
+    /// Bootstrap token (file) to join with when there is no node certificate yet.
+    #[arg(long, env = "UNIVERSAL_BOOTSTRAP_TOKEN_FILE")]
+    pub bootstrap_token_file: Option<PathBuf>,
     /// CA that signed etcd's certificate (`https://` endpoints).
     #[arg(long, env = "UNIVERSAL_ETCD_CA")]
     pub etcd_ca: Option<PathBuf>,
@@ -119,6 +135,11 @@ pub enum Command {
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct FileConfig {
     pub etcd_endpoints: Option<Vec<String>>,
+    pub server: Option<String>,
+    pub ca: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub bootstrap_token_file: Option<PathBuf>,
     pub etcd_ca: Option<PathBuf>,
     pub etcd_cert: Option<PathBuf>,
     pub etcd_key: Option<PathBuf>,
@@ -155,11 +176,34 @@ impl FileConfig {
     }
 }
 
+/// How the agent reaches the API when it goes through the scheduler.
+#[derive(Debug, Clone)]
+pub struct Gateway {
+    pub server: String,
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub bootstrap_token_file: Option<PathBuf>,
+}
+
+impl Gateway {
+    /// The log service's TLS: the node certificate, and the cluster CA for its callers.
+    pub fn log_tls(&self) -> uni_core::tls::server::TlsFiles {
+        uni_core::tls::server::TlsFiles {
+            cert: self.cert.clone(),
+            key: self.key.clone(),
+            client_ca: Some(self.ca.clone()),
+        }
+    }
+}
+
 /// Everything `main` needs.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub etcd_endpoints: Vec<String>,
     pub etcd: uni_core::store::EtcdOptions,
+    /// Through the scheduler's gateway instead of etcd.
+    pub gateway: Option<Gateway>,
     pub agent: AgentConfig,
     pub simulate: Option<SimulateConfig>,
 }
@@ -213,10 +257,17 @@ impl Config {
             Some(p) => FileConfig::load(p)?,
             None => FileConfig::default(),
         };
+        let etcd_given = cli.etcd_endpoints.is_some() || file.etcd_endpoints.is_some();
         let etcd_endpoints = cli
             .etcd_endpoints
             .or(file.etcd_endpoints)
             .unwrap_or_else(|| vec!["127.0.0.1:2379".to_string()]);
+        let server = cli.server.or(file.server);
+        if server.is_some() && etcd_given {
+            return Err(Error::Config(
+                "give --server (through the scheduler) or --etcd-endpoints, not both".into(),
+            ));
+        }
         let node_name = cli.node_name.or(file.node_name).unwrap_or_else(hostname);
         let data_dir = cli
             .data_dir
@@ -311,9 +362,29 @@ impl Config {
             cli.etcd_key.or(file.etcd_key).as_deref(),
         )
         .map_err(|e| Error::Config(format!("etcd TLS: {e}")))?;
+        let pki = agent.data_dir.join("pki");
+        let gateway = match server {
+            Some(server) if !server.starts_with("https://") => {
+                return Err(Error::Config(format!(
+                    "server {server:?}: the agent reaches the API over https:// only"
+                )))
+            }
+            Some(server) => Some(Gateway {
+                server,
+                ca: cli.ca.or(file.ca).unwrap_or_else(|| pki.join("ca.crt")),
+                cert: cli
+                    .cert
+                    .or(file.cert)
+                    .unwrap_or_else(|| pki.join("node.crt")),
+                key: cli.key.or(file.key).unwrap_or_else(|| pki.join("node.key")),
+                bootstrap_token_file: cli.bootstrap_token_file.or(file.bootstrap_token_file),
+            }),
+            None => None,
+        };
         Ok(Self {
             etcd_endpoints,
             etcd,
+            gateway,
             agent,
             simulate,
         })

@@ -13,6 +13,7 @@ pub mod agent;
 pub mod capacity;
 pub mod cgroup;
 pub mod config;
+pub mod credentials;
 pub mod devices;
 pub mod discovery;
 pub mod error;

@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use uni_agent::agent::{Agent, AgentConfig};
+use uni_agent::credentials::NodeCredentials;
 use uni_core::catalog::Catalog;
+use uni_core::store::RemoteStore;
 use uni_core::store::{EmbeddedStore, KvStore};
 use uni_core::testing::EtcdServer;
 use uni_scheduler::config::Config;
@@ -122,7 +124,27 @@ async fn run(store: Arc<dyn KvStore>) {
     let mut agent_config = AgentConfig::new("e2e-node", dir.path().join("agent"));
     agent_config.listen = "127.0.0.1:0".parse().unwrap();
     agent_config.address = Some("127.0.0.1".into());
-    let agent = Agent::new(agent_config, store.clone())
+    // The agent joins with the bootstrap token and reaches the store only through the
+    // scheduler, as a node credential.
+    let creds = NodeCredentials {
+        server: format!("https://{}", plane.api_addr),
+        ca: pki.ca.clone(),
+        cert: dir.path().join("agent-pki/node.crt"),
+        key: dir.path().join("agent-pki/node.key"),
+        bootstrap_token_file: Some(pki.dir.join("bootstrap.token")),
+        node: "e2e-node".into(),
+        addresses: vec!["127.0.0.1".into()],
+    };
+    creds.ensure().await.expect("the agent joins");
+    // Its log service serves TLS with the node certificate, to the scheduler only.
+    agent_config.tls = Some(uni_core::tls::server::TlsFiles {
+        cert: creds.cert.clone(),
+        key: creds.key.clone(),
+        client_ca: Some(creds.ca.clone()),
+    });
+    let through_gateway: Arc<dyn KvStore> =
+        Arc::new(RemoteStore::new(creds.connect().await.unwrap()));
+    let agent = Agent::new(agent_config, through_gateway)
         .start()
         .await
         .unwrap();
@@ -160,6 +182,31 @@ async fn run(store: Arc<dyn KvStore>) {
     assert!(ok, "{err}");
     assert!(logs.contains("rank 0 received: rank 1"), "{logs}");
     assert!(logs.contains("rank 1 received: rank 0"), "{logs}");
+    // The agent serves them to the scheduler alone: not to a node's certificate, not to a
+    // caller without one.
+    let agent_url = format!("https://{}", agent.grpc_addr());
+    for identity in [Some((&creds.cert, &creds.key)), None] {
+        let tls = uni_core::tls::client::ClientTls::from_files(
+            Some(&creds.ca),
+            identity.map(|i| i.0.as_path()),
+            identity.map(|i| i.1.as_path()),
+        )
+        .unwrap();
+        let ch = uni_core::tls::client::channel(&agent_url, Some(&tls))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let err = uni_proto::v1::log_service_client::LogServiceClient::new(ch)
+            .stream_logs(uni_proto::v1::StreamLogsRequest {
+                namespace: "default".into(),
+                workload: "pair".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::PermissionDenied, "{err:?}");
+    }
 
     // The GPU service waits, saying why.
     let (_, describe, _) = env.unictl(&["describe", "workload", "llm"]).await;

@@ -79,6 +79,10 @@ pub struct Cli {
     /// Append a JSON line per mutating call (who, what, when, result) to this file.
     #[arg(long, env = "UNIVERSAL_AUDIT_LOG")]
     pub audit_log: Option<PathBuf>,
+    /// Private key of --client-ca: with it, agents join with a bootstrap token and renew
+    /// their node certificates through the API.
+    #[arg(long, env = "UNIVERSAL_CA_KEY")]
+    pub ca_key: Option<PathBuf>,
     /// CA that signed etcd's server certificate; `https://` endpoints need it.
     #[arg(long, env = "UNIVERSAL_ETCD_CA")]
     pub etcd_ca: Option<PathBuf>,
@@ -140,6 +144,7 @@ pub struct FileConfig {
     pub oidc_username_claim: Option<String>,
     pub oidc_groups_claim: Option<String>,
     pub audit_log: Option<PathBuf>,
+    pub ca_key: Option<PathBuf>,
     pub etcd_ca: Option<PathBuf>,
     pub etcd_cert: Option<PathBuf>,
     pub etcd_key: Option<PathBuf>,
@@ -179,6 +184,7 @@ pub struct Security {
     pub token_file: Option<PathBuf>,
     pub oidc: Option<OidcSettings>,
     pub audit_log: Option<PathBuf>,
+    pub ca_key: Option<PathBuf>,
     pub etcd_ca: Option<PathBuf>,
     pub etcd_cert: Option<PathBuf>,
     pub etcd_key: Option<PathBuf>,
@@ -242,6 +248,7 @@ impl Config {
             token_file: cli.token_file.or(file.token_file),
             oidc,
             audit_log: cli.audit_log.or(file.audit_log),
+            ca_key: cli.ca_key.or(file.ca_key),
             etcd_ca: cli.etcd_ca.or(file.etcd_ca),
             etcd_cert: cli.etcd_cert.or(file.etcd_cert),
             etcd_key: cli.etcd_key.or(file.etcd_key),

@@ -10,7 +10,7 @@ use uni_core::client::{self, ClientConfig, Context};
 use uni_core::tls::pki::Ca;
 use uuid::Uuid;
 
-use crate::auth::subject::MASTERS_GROUP;
+use crate::auth::subject::{BOOTSTRAPPERS_GROUP, MASTERS_GROUP, SCHEDULERS_GROUP};
 
 /// Lifetime of the API's server certificate; replace the files (they are reloaded) before.
 pub const SERVER_CERT_VALIDITY: Duration = Duration::from_secs(365 * 24 * 3600);
@@ -71,27 +71,41 @@ pub fn init(opts: &InitOptions) -> anyhow::Result<Initialized> {
         }
     }
     // Scheduler replicas also present this certificate as clients of the agents.
-    ca.issue_server("uni-scheduler", &names, SERVER_CERT_VALIDITY)?
-        .write(&dir.join("server.crt"), &dir.join("server.key"))?;
+    ca.issue_peer(
+        "uni-scheduler",
+        SCHEDULERS_GROUP,
+        &names,
+        SERVER_CERT_VALIDITY,
+    )?
+    .write(&dir.join("server.crt"), &dir.join("server.key"))?;
 
-    let admin_token = format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
+    let secret = || format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
+    let admin_token = secret();
+    let bootstrap_token = secret();
     let tokens = format!(
         "# Static bearer tokens: token, user, groups. Reloaded when changed.\n\
-         - token: \"{admin_token}\"\n  user: admin\n  groups: [\"{MASTERS_GROUP}\"]\n"
+         - token: \"{admin_token}\"\n  user: admin\n  groups: [\"{MASTERS_GROUP}\"]\n\
+         # Agents join with this one (uni-agent --bootstrap-token-file); remove it to stop joins.\n\
+         - token: \"{bootstrap_token}\"\n  user: system:bootstrap\n  groups: [\"{BOOTSTRAPPERS_GROUP}\"]\n"
     );
     write_private(&dir.join("tokens.yaml"), &tokens)?;
     let token_file = dir.join("admin.token");
     write_private(&token_file, &format!("{admin_token}\n"))?;
+    write_private(
+        &dir.join("bootstrap.token"),
+        &format!("{bootstrap_token}\n"),
+    )?;
 
     let config = dir.join("scheduler.yaml");
     let abs = std::fs::canonicalize(dir).with_context(|| format!("resolving {}", dir.display()))?;
     let p = |f: &str| abs.join(f).display().to_string();
     let text = format!(
         "# Written by `uni-scheduler init`; pass with --config. Other settings may be added.\n\
-         tls-cert: {}\ntls-key: {}\nclient-ca: {}\ntoken-file: {}\naudit-log: {}\n",
+         tls-cert: {}\ntls-key: {}\nclient-ca: {}\nca-key: {}\ntoken-file: {}\naudit-log: {}\n",
         p("server.crt"),
         p("server.key"),
         p("ca.crt"),
+        p("ca.key"),
         p("tokens.yaml"),
         p("audit.log"),
     );
@@ -143,6 +157,7 @@ impl Initialized {
             tls_cert: Some(self.dir.join("server.crt")),
             tls_key: Some(self.dir.join("server.key")),
             client_ca: Some(self.ca.clone()),
+            ca_key: Some(self.dir.join("ca.key")),
             token_file: Some(self.dir.join("tokens.yaml")),
             audit_log: Some(self.dir.join("audit.log")),
             ..crate::config::Security::default()

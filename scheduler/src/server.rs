@@ -14,6 +14,7 @@ use tonic_health::ServingStatus;
 use tracing::{info, warn};
 use uni_core::tls::server::{incoming, ReloadingAcceptor};
 use uni_proto::v1::access_service_server::AccessServiceServer;
+use uni_proto::v1::agent_gateway_service_server::AgentGatewayServiceServer;
 use uni_proto::v1::cluster_service_server::ClusterServiceServer;
 use uni_proto::v1::event_service_server::EventServiceServer;
 use uni_proto::v1::log_service_server::LogServiceServer;
@@ -23,8 +24,8 @@ use uni_proto::v1::workload_service_server::WorkloadServiceServer;
 use uni_proto::v1::FILE_DESCRIPTOR_SET;
 
 use crate::api::{
-    ensure_default_queue, AccessApi, ApiContext, ClusterApi, EventApi, LogApi, NodeApi, QueueApi,
-    WorkloadApi,
+    ensure_default_queue, AccessApi, ApiContext, ClusterApi, EventApi, GatewayApi, LogApi, NodeApi,
+    QueueApi, WorkloadApi,
 };
 
 /// Largest request accepted; specs are small, so anything bigger is a mistake or an attack.
@@ -42,9 +43,10 @@ const REFLECTED_EXTRAS: [&str; 3] = [
 ];
 
 /// Services this server registers, as reflection advertises them.
-fn served_names() -> [&'static str; 7] {
+fn served_names() -> [&'static str; 8] {
     [
         AccessServiceServer::<AccessApi>::NAME,
+        AgentGatewayServiceServer::<GatewayApi>::NAME,
         LogServiceServer::<LogApi>::NAME,
         WorkloadServiceServer::<WorkloadApi>::NAME,
         NodeServiceServer::<NodeApi>::NAME,
@@ -105,6 +107,9 @@ pub async fn serve(
     let cluster = ClusterServiceServer::new(ClusterApi::new(ctx.clone()))
         .max_decoding_message_size(MAX_REQUEST_BYTES)
         .max_encoding_message_size(MAX_RESPONSE_BYTES);
+    let gateway = AgentGatewayServiceServer::new(GatewayApi::new(ctx.clone()))
+        .max_decoding_message_size(MAX_REQUEST_BYTES)
+        .max_encoding_message_size(MAX_RESPONSE_BYTES);
     let access = AccessServiceServer::new(AccessApi::new(ctx.clone()))
         .max_decoding_message_size(MAX_REQUEST_BYTES)
         .max_encoding_message_size(MAX_RESPONSE_BYTES);
@@ -141,7 +146,8 @@ pub async fn serve(
         .add_service(cluster)
         .add_service(events)
         .add_service(logs)
-        .add_service(access);
+        .add_service(access)
+        .add_service(gateway);
     match tls {
         Some(acceptor) => {
             router

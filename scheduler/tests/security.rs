@@ -16,6 +16,7 @@ use ring::rand::SystemRandom;
 use ring::signature::{EcdsaKeyPair, KeyPair as _, ECDSA_P256_SHA256_FIXED_SIGNING};
 use serde_json::{json, Value};
 use tonic::Code;
+use uni_agent::credentials::NodeCredentials;
 use uni_core::catalog::Catalog;
 use uni_core::client::AuthChannel;
 use uni_core::store::KvStore;
@@ -36,6 +37,7 @@ const ISSUER: &str = "https://idp.test";
 const ALICE: &str = "alice-token-0123456789";
 const CAROL: &str = "carol-token-0123456789";
 const NOBODY: &str = "nobody-token-012345678";
+const BOOTSTRAP: &str = "bootstrap-token-0123456789";
 
 struct Cluster {
     _etcd: EtcdServer,
@@ -48,6 +50,7 @@ struct Cluster {
 fn tokens_yaml(admin: &str, extra: &str) -> String {
     format!(
         "- token: {admin}\n  user: admin\n  groups: [system:masters]\n\
+         - token: {BOOTSTRAP}\n  user: system:bootstrap\n  groups: [system:bootstrappers]\n\
          - token: {ALICE}\n  user: alice\n\
          - token: {CAROL}\n  user: carol\n\
          - token: {NOBODY}\n  user: nobody\n{extra}"
@@ -568,6 +571,219 @@ async fn certificates_and_tokens_identify_callers_and_rotate_without_restart() {
         }
     })
     .await;
+
+    c.plane.shutdown().await;
+}
+
+/// Credentials of node `name` joining with the bootstrap token (files under `dir`).
+fn node_credentials(c: &Cluster, dir: &Path, name: &str) -> NodeCredentials {
+    let token = dir.join(format!("{name}.bootstrap"));
+    std::fs::write(&token, BOOTSTRAP).unwrap();
+    NodeCredentials {
+        server: c.url.clone(),
+        ca: c.pki.ca.clone(),
+        cert: dir.join(format!("{name}.crt")),
+        key: dir.join(format!("{name}.key")),
+        bootstrap_token_file: Some(token),
+        node: name.into(),
+        addresses: vec!["127.0.0.1".into()],
+    }
+}
+
+fn refused(r: uni_core::Result<impl std::fmt::Debug>) -> String {
+    match r {
+        Err(e) => e.to_string(),
+        Ok(v) => panic!("expected a refusal, got {v:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_node_credential_reaches_only_its_own_keys() {
+    use uni_core::model::{Allocation, Node, ReplicaStatus};
+    use uni_core::store::keys::{
+        AllocationKey, NodeKey, RoleBindingKey, StatusKey, TypedKey, WorkloadKey,
+    };
+    use uni_core::store::{codec, RangeOptions, RemoteStore, Txn, TxnOp};
+
+    let dir = tempfile::tempdir().unwrap();
+    let c = start(dir.path()).await;
+
+    // Join with the bootstrap token: the CA names the node whatever the CSR says.
+    let n1 = node_credentials(&c, dir.path(), "n1");
+    n1.ensure().await.expect("n1 joins");
+    let info =
+        uni_core::tls::pki::cert_info_pem(&std::fs::read_to_string(&n1.cert).unwrap()).unwrap();
+    assert_eq!(info.common_name, "system:node:n1");
+    assert_eq!(info.organizations, ["system:nodes"]);
+    let store = RemoteStore::new(n1.connect().await.unwrap());
+
+    // Its own node key, under a lease it holds.
+    let lease = store.lease_grant(Duration::from_secs(30)).await.unwrap();
+    let own = NodeKey::new("n1").unwrap().format();
+    let mut node = Node::default();
+    node.meta.name = "n1".into();
+    store
+        .put(&own, codec::encode(&node).unwrap(), lease)
+        .await
+        .expect("n1 writes its node");
+    store
+        .lease_keep_alive(lease)
+        .await
+        .expect("n1 renews its lease");
+    assert!(store.get(&own).await.unwrap().is_some());
+
+    // Another node's keys, the fleet, workloads it does not run, other collections: refused.
+    let n2 = NodeKey::new("n2").unwrap().format();
+    node.meta.name = "n2".into();
+    let msg = refused(store.put(&n2, codec::encode(&node).unwrap(), 0).await);
+    assert!(msg.contains("may not"), "{msg}");
+    refused(store.put(&own, codec::encode(&node).unwrap(), 0).await);
+    refused(store.get(&n2).await);
+    refused(
+        store
+            .range(&NodeKey::prefix(), RangeOptions::default())
+            .await,
+    );
+    assert!(store
+        .watch(&AllocationKey::node_prefix("n2"), 0)
+        .await
+        .is_err());
+    refused(
+        store
+            .range(&RoleBindingKey::prefix(), RangeOptions::default())
+            .await,
+    );
+    refused(
+        store
+            .get(&WorkloadKey::new("team-a", "w").unwrap().format())
+            .await,
+    );
+    refused(store.compact(1).await);
+    let admin_lease = {
+        // A lease granted to someone else cannot be renewed or revoked by n1.
+        let n2c = node_credentials(&c, dir.path(), "n2");
+        n2c.ensure().await.expect("n2 joins");
+        let other = RemoteStore::new(n2c.connect().await.unwrap());
+        other.lease_grant(Duration::from_secs(30)).await.unwrap()
+    };
+    refused(store.lease_keep_alive(admin_lease).await);
+    refused(store.lease_revoke(admin_lease).await);
+    // A prefix range of its own node key does not leak n10.
+    let n10 = NodeKey::new("n10").unwrap().format();
+    let etcd_store = c._etcd.store().await.unwrap();
+    node.meta.name = "n10".into();
+    etcd_store
+        .put(&n10, codec::encode(&node).unwrap(), 0)
+        .await
+        .unwrap();
+    let seen = store.range(&own, RangeOptions::default()).await.unwrap();
+    assert_eq!(
+        seen.kvs
+            .iter()
+            .map(|kv| kv.key.as_str())
+            .collect::<Vec<_>>(),
+        [own.as_str()]
+    );
+
+    // Replicas: status only for its own allocations, and the workload only while it runs it.
+    // The node registers as ready, a workload is created, and the scheduler places it there.
+    let wkey = WorkloadKey::new("team-a", "w").unwrap().format();
+    refused(store.get(&wkey).await);
+    let mut node = Node::default();
+    node.meta.name = "n1".into();
+    let capacity = uni_core::model::ResourceAmounts {
+        compute_milli: 8000,
+        memory_bytes: 32 << 30,
+        ..Default::default()
+    };
+    node.status.capacity = capacity;
+    node.status.allocatable = capacity;
+    node.status.ready = true;
+    store
+        .put(&own, codec::encode(&node).unwrap(), lease)
+        .await
+        .unwrap();
+    c.workloads(Some(&c.pki.admin_token))
+        .await
+        .create_workload(create("team-a", "w"))
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let alloc_id = loop {
+        let r = store
+            .range(&AllocationKey::node_prefix("n1"), RangeOptions::default())
+            .await
+            .expect("n1 lists its allocations");
+        if let Some(kv) = r.kvs.first() {
+            break codec::decode::<Allocation>(&kv.key, &kv.value).unwrap().id;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the workload was not placed on n1"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(store.get(&wkey).await.expect("n1 runs team-a/w").is_some());
+    let skey = StatusKey::new("team-a", "w", 0u32).unwrap().format();
+    let mine = ReplicaStatus {
+        allocation_id: alloc_id.clone(),
+        node: "n1".into(),
+        ..Default::default()
+    };
+    store
+        .put(&skey, codec::encode(&mine).unwrap(), 0)
+        .await
+        .expect("n1 reports its replica");
+    let forged = ReplicaStatus {
+        allocation_id: alloc_id.clone(),
+        node: "n2".into(),
+        ..Default::default()
+    };
+    refused(store.put(&skey, codec::encode(&forged).unwrap(), 0).await);
+    let unallocated = ReplicaStatus {
+        allocation_id: "zz".into(),
+        node: "n1".into(),
+        ..Default::default()
+    };
+    let other_skey = StatusKey::new("team-b", "x", 0u32).unwrap().format();
+    refused(
+        store
+            .put(&other_skey, codec::encode(&unallocated).unwrap(), 0)
+            .await,
+    );
+    refused(
+        store
+            .txn(Txn::new().and_then([TxnOp::delete(wkey.clone())]))
+            .await,
+    );
+
+    // Joining again under a registered name, or without a bootstrap token, is refused.
+    std::fs::create_dir_all(dir.path().join("again")).unwrap();
+    let again = node_credentials(&c, &dir.path().join("again"), "n1");
+    let msg = again.ensure().await.unwrap_err().to_string();
+    assert!(msg.contains("registered"), "{msg}");
+    let mut no_token = node_credentials(&c, dir.path(), "n3");
+    std::fs::write(no_token.bootstrap_token_file.as_ref().unwrap(), ALICE).unwrap();
+    no_token.cert = dir.path().join("n3-alice.crt");
+    let msg = no_token.ensure().await.unwrap_err().to_string();
+    assert!(msg.contains("may not join"), "{msg}");
+
+    // Renewal replaces the certificate; the new one works.
+    let before = std::fs::read_to_string(&n1.cert).unwrap();
+    n1.renew().await.expect("n1 renews its certificate");
+    assert_ne!(std::fs::read_to_string(&n1.cert).unwrap(), before);
+    store.replace_channel(n1.connect().await.unwrap());
+    assert!(store.get(&own).await.unwrap().is_some());
+
+    // A user credential is not a node's.
+    let target = uni_core::client::Target {
+        server: c.url.clone(),
+        namespace: "default".into(),
+        tls: Some(c.tls()),
+        token: Some(ALICE.into()),
+    };
+    let as_alice = RemoteStore::new(target.connect().await.unwrap());
+    refused(as_alice.revision().await);
 
     c.plane.shutdown().await;
 }

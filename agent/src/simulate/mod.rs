@@ -85,7 +85,7 @@ pub async fn start(
     let mut tasks = JoinSet::new();
     let c = cancel.clone();
     tasks.spawn(async move {
-        if let Err(e) = server::serve(grpc, logs::NoLogs, c).await {
+        if let Err(e) = server::serve(grpc, logs::NoLogs, None, c).await {
             warn!(error = %e, "gRPC server failed");
         }
     });

@@ -7,6 +7,7 @@ mod embedded;
 mod etcd;
 pub mod keys;
 mod lease;
+pub mod remote;
 mod types;
 pub mod watcher;
 
@@ -17,6 +18,7 @@ use async_trait::async_trait;
 pub use embedded::{EmbeddedOptions, EmbeddedStore};
 pub use etcd::{EtcdOptions, EtcdStore};
 pub use lease::LeaseKeeper;
+pub use remote::RemoteStore;
 pub use types::*;
 pub use watcher::Watcher;
 

@@ -11,6 +11,9 @@ use std::sync::Arc;
 
 use rustls::crypto::CryptoProvider;
 
+/// Organization of the scheduler's certificate: agents serve logs to it alone.
+pub const SCHEDULERS_GROUP: &str = "system:schedulers";
+
 /// The one crypto provider every TLS configuration uses.
 pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())

@@ -160,6 +160,26 @@ impl Ca {
         self.sign(params)
     }
 
+    /// A certificate a component serves with and also presents as a client (`cn` in
+    /// `group`), e.g. the scheduler calling the agents' log services.
+    pub fn issue_peer(
+        &self,
+        cn: &str,
+        group: &str,
+        names: &[String],
+        valid_for: Duration,
+    ) -> Result<Issued> {
+        let mut params = CertificateParams::new(names.to_vec()).map_err(tls_err("server names"))?;
+        params.distinguished_name = name(cn, Some(group));
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        validity(&mut params, valid_for);
+        self.sign(params)
+    }
+
     /// A client certificate for user `cn` in `group`.
     pub fn issue_client(
         &self,

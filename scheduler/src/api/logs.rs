@@ -6,8 +6,10 @@ use std::pin::Pin;
 
 use futures::{Stream, StreamExt};
 use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 use uni_core::model::{Resource, Verb, WorkloadRef};
+use uni_core::tls::client::{channel, ClientTls};
 use uni_proto::v1 as pb;
 use uni_proto::v1::log_service_client::LogServiceClient;
 use uni_proto::v1::log_service_server::LogService;
@@ -83,6 +85,28 @@ impl LogApi {
     }
 }
 
+impl LogApi {
+    /// A client of an agent's log service: over TLS as this replica for `https://`.
+    async fn agent(&self, endpoint: &str) -> anyhow::Result<LogServiceClient<Channel>> {
+        let tls = match (
+            endpoint.starts_with("https://"),
+            self.ctx.auth.agent_client(),
+        ) {
+            (true, Some(f)) => Some(ClientTls::from_files(
+                Some(&f.ca),
+                Some(&f.cert),
+                Some(&f.key),
+            )?),
+            (true, None) => {
+                anyhow::bail!("the agent serves TLS and this scheduler has no certificate")
+            }
+            (false, _) => None,
+        };
+        let channel = channel(endpoint, tls.as_ref())?.connect().await?;
+        Ok(LogServiceClient::new(channel))
+    }
+}
+
 type LogStream = Pin<Box<dyn Stream<Item = Result<pb::LogChunk, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -102,11 +126,9 @@ impl LogService for LogApi {
         }
         let mut streams = Vec::new();
         for (replica, node, endpoint) in self.targets(&req)? {
-            let mut client = LogServiceClient::connect(endpoint.clone())
-                .await
-                .map_err(|e| {
-                    Status::unavailable(format!("agent of node {node} at {endpoint}: {e}"))
-                })?;
+            let mut client = self.agent(&endpoint).await.map_err(|e| {
+                Status::unavailable(format!("agent of node {node} at {endpoint}: {e}"))
+            })?;
             let one = pb::StreamLogsRequest {
                 replica: Some(replica),
                 ..req.clone()

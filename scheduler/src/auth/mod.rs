@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use tonic::{Code, Request, Status};
 use uni_core::model::{Resource, Verb};
-use uni_core::tls::pki::cert_info;
+use uni_core::tls::pki::{cert_info, Ca};
 use uni_core::tls::server::PeerInfo;
 
 use audit::{AuditLog, Entry};
@@ -38,6 +38,18 @@ pub struct Auth {
     authn: Authenticators,
     bindings: Bindings,
     audit: Option<AuditLog>,
+    /// The cluster CA with its key, when node certificates are issued here.
+    signer: Option<Arc<Ca>>,
+    /// What this replica presents to the agents' log services: (CA, certificate, key) files.
+    agent_client: Option<AgentClientFiles>,
+}
+
+/// Files read for every connection to an agent, so that rotated ones are used at once.
+#[derive(Debug, Clone)]
+pub struct AgentClientFiles {
+    pub ca: std::path::PathBuf,
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
 }
 
 /// An authenticated caller of one request.
@@ -55,7 +67,29 @@ impl Auth {
             authn,
             bindings,
             audit,
+            signer: None,
+            agent_client: None,
         }
+    }
+
+    /// Calls agents over TLS as `files`.
+    pub fn with_agent_client(mut self, files: AgentClientFiles) -> Self {
+        self.agent_client = Some(files);
+        self
+    }
+
+    pub fn agent_client(&self) -> Option<&AgentClientFiles> {
+        self.agent_client.as_ref()
+    }
+
+    /// Issues node certificates with `ca` (bootstrap joins and renewals).
+    pub fn with_signer(mut self, ca: Ca) -> Self {
+        self.signer = Some(Arc::new(ca));
+        self
+    }
+
+    pub fn signer(&self) -> Option<&Ca> {
+        self.signer.as_deref()
     }
 
     /// Open mode: every caller is an anonymous administrator (still audited).
@@ -65,6 +99,8 @@ impl Auth {
             authn: Authenticators::default(),
             bindings: Bindings::fixed(Vec::new()),
             audit,
+            signer: None,
+            agent_client: None,
         }
     }
 
@@ -195,10 +231,27 @@ impl Caller {
     where
         F: std::future::Future<Output = Result<R, Status>>,
     {
-        let result = match self.check(verb, resource, namespace) {
-            Ok(()) => call.await,
-            Err(denied) => Err(denied),
+        let checked = async {
+            self.check(verb, resource, namespace)?;
+            call.await
         };
+        self.audited_unchecked(verb, resource, namespace, name, checked)
+            .await
+    }
+
+    /// Runs `call`, which authorizes itself, and records the outcome in the audit log.
+    pub async fn audited_unchecked<R, F>(
+        &self,
+        verb: Verb,
+        resource: Resource,
+        namespace: &str,
+        name: &str,
+        call: F,
+    ) -> Result<R, Status>
+    where
+        F: std::future::Future<Output = Result<R, Status>>,
+    {
+        let result = call.await;
         if let Some(log) = &self.auth.audit {
             let (code, message) = match &result {
                 Ok(_) => (Code::Ok, ""),

@@ -11,13 +11,14 @@ use anyhow::{bail, Context as _};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use uni_core::store::KvStore;
+use uni_core::tls::pki::Ca;
 use uni_core::tls::server::{ReloadingAcceptor, TlsFiles};
 
 use super::audit::AuditLog;
 use super::bindings::Bindings;
 use super::oidc::{JwksSource, OidcConfig, OidcVerifier};
 use super::tokens::ReloadingTokens;
-use super::{Auth, Authenticators};
+use super::{AgentClientFiles, Auth, Authenticators};
 use crate::config::Security;
 
 /// How often certificate and token files are checked for changes.
@@ -107,11 +108,21 @@ pub async fn secure(
                 .watch(RELOAD_INTERVAL, cancel.child_token()),
         ),
     ];
-    let auth = Arc::new(Auth::enforced(
-        Authenticators { tokens, oidc },
-        bindings,
-        audit,
-    ));
+    let mut auth = Auth::enforced(Authenticators { tokens, oidc }, bindings, audit);
+    if let Some(key) = &security.ca_key {
+        let Some(ca) = &security.client_ca else {
+            bail!("ca-key needs client-ca, the certificate of the same CA");
+        };
+        auth = auth.with_signer(Ca::load(ca, key).context("cluster CA")?);
+    }
+    if let Some(ca) = &security.client_ca {
+        auth = auth.with_agent_client(AgentClientFiles {
+            ca: ca.clone(),
+            cert: cert.clone(),
+            key: key.clone(),
+        });
+    }
+    let auth = Arc::new(auth);
     if auth.authenticators().tokens.is_some() {
         let auth = auth.clone();
         let cancel = cancel.child_token();

@@ -7,6 +7,10 @@ use std::fmt;
 pub const NODES_GROUP: &str = "system:nodes";
 /// Members are cluster administrators whatever the role bindings say (the bootstrap admin).
 pub const MASTERS_GROUP: &str = "system:masters";
+/// Scheduler replicas: agents serve their logs to this group only.
+pub const SCHEDULERS_GROUP: &str = uni_core::tls::SCHEDULERS_GROUP;
+/// Members may only exchange a CSR for a node certificate (agents joining).
+pub const BOOTSTRAPPERS_GROUP: &str = "system:bootstrappers";
 /// Prefix of a node's user name.
 pub const NODE_USER_PREFIX: &str = "system:node:";
 
