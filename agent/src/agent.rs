@@ -377,7 +377,7 @@ pub fn find_shim() -> ShimMode {
         .map_or(ShimMode::InProcess, ShimMode::Exec)
 }
 
-/// The local address used to reach `peer` (etcd), found without sending anything; else the
+/// The local address used to reach `peer` (the scheduler or etcd), found without sending anything; else the
 /// address of the default route; else loopback.
 pub fn detect_address(peer: Option<&str>) -> String {
     let probe = |target: &str| -> Option<IpAddr> {

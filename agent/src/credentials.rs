@@ -32,8 +32,6 @@ pub struct NodeCredentials {
     /// Bearer token of group `system:bootstrappers`, for the first join.
     pub bootstrap_token_file: Option<PathBuf>,
     pub node: String,
-    /// Names the agent is reached at, put in its certificate (its log service serves it).
-    pub addresses: Vec<String>,
 }
 
 /// Whether a certificate is past two thirds of its life (or unreadable in time).
@@ -89,7 +87,6 @@ impl NodeCredentials {
             .join_node(pb::JoinNodeRequest {
                 node_name: self.node.clone(),
                 csr_pem: csr,
-                addresses: self.addresses.clone(),
             })
             .await
             .map_err(status("joining the cluster"))?
@@ -108,7 +105,9 @@ impl NodeCredentials {
         // Key first: a certificate on disk always has its key.
         write_file(&self.key, key_pem, 0o600)?;
         write_file(&self.cert, &r.certificate_pem, 0o644)?;
-        if !self.ca.exists() {
+        // The CA comes over a connection verified with the current one, so a changed CA
+        // (rotation) is taken as sent.
+        if std::fs::read_to_string(&self.ca).ok().as_deref() != Some(r.ca_pem.as_str()) {
             write_file(&self.ca, &r.ca_pem, 0o644)?;
         }
         Ok(())
@@ -123,10 +122,7 @@ impl NodeCredentials {
     pub async fn renew(&self) -> Result<()> {
         let (csr, key) = generate_csr(&self.node)?;
         let r = AgentGatewayServiceClient::new(self.connect().await?)
-            .renew_node_certificate(pb::RenewNodeCertificateRequest {
-                csr_pem: csr,
-                addresses: self.addresses.clone(),
-            })
+            .renew_node_certificate(pb::RenewNodeCertificateRequest { csr_pem: csr })
             .await
             .map_err(status("renewing the node certificate"))?
             .into_inner();
@@ -181,6 +177,7 @@ mod tests {
         let info = CertInfo {
             common_name: "system:node:n".into(),
             organizations: vec![],
+            server_names: vec![],
             not_before: start,
             not_after: start + Duration::from_secs(300),
         };

@@ -82,7 +82,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 key: g.key.clone(),
                 bootstrap_token_file: g.bootstrap_token_file.clone(),
                 node: config.agent.node_name.clone(),
-                addresses: vec![address.clone()],
             };
             let Some(remote) = through_gateway(&creds, &stop).await? else {
                 return Ok(());

@@ -3,7 +3,7 @@
 //! run it measures etcd's raw batched-write rate, the ceiling for persisted placements.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,10 +14,12 @@ use serde::Serialize;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::Mutex;
 use tokio::task::JoinSet;
+use uni_core::client::{read_token, Target};
 use uni_core::model::{AcceleratorDevice, Node, NodeStatus, ObjectMeta, ResourceAmounts, Workload};
 use uni_core::store::keys::{AllocationKey, NodeKey, TypedKey};
 use uni_core::store::{codec, EtcdStore, EventKind, KvStore, Txn, TxnOp};
 use uni_core::testing::EtcdServer;
+use uni_core::tls::client::ClientTls;
 use uni_proto::v1 as pb;
 
 const GIB: u64 = 1 << 30;
@@ -27,9 +29,13 @@ pub struct Args {
     /// etcd to use; without it a private etcd is started on free ports.
     #[arg(long, value_delimiter = ',')]
     etcd_endpoints: Vec<String>,
-    /// A running scheduler's API (http://HOST:PORT); without it one is started.
-    #[arg(long)]
+    /// A running scheduler's API (http://HOST:PORT, insecure); without it one is started.
+    #[arg(long, conflicts_with = "secure")]
     scheduler: Option<String>,
+    /// Start the scheduler as a cluster runs it (`uni-scheduler init`: TLS, bearer token,
+    /// role checks, audit log) instead of with `--insecure`.
+    #[arg(long)]
+    secure: bool,
     #[arg(long, default_value_t = 10_000)]
     nodes: usize,
     #[arg(long, default_value_t = 100_000)]
@@ -62,6 +68,7 @@ struct Phase {
 #[derive(Serialize)]
 struct Report {
     nodes: usize,
+    secure: bool,
     saturated: Phase,
     half_load: Option<Phase>,
     etcd_batched_writes_per_second: f64,
@@ -86,10 +93,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let keepers = register_nodes(&store, args.nodes).await?;
     eprintln!("registered {} nodes", args.nodes);
     let mut scheduler = None;
+    let pki = tempfile::tempdir()?;
     let api = match &args.scheduler {
-        Some(s) => s.clone(),
+        Some(s) => Target {
+            server: s.clone(),
+            ..Target::default()
+        },
         None => {
-            let (child, api) = start_scheduler(&endpoints).await?;
+            let (child, api) =
+                start_scheduler(&endpoints, args.secure.then_some(pki.path())).await?;
             scheduler = Some(child);
             api
         }
@@ -125,6 +137,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .and_then(max_rss_mib);
     let report = Report {
         nodes: args.nodes,
+        secure: args.secure,
         placements_vs_etcd_ceiling: saturated.placements_per_second / ceiling,
         saturated,
         half_load,
@@ -233,7 +246,11 @@ async fn register_nodes(
     Ok(keepers)
 }
 
-async fn start_scheduler(endpoints: &[String]) -> anyhow::Result<(tokio::process::Child, String)> {
+/// Starts `uni-scheduler` on `endpoints`: with `--insecure`, or secured by `init` in `pki`.
+async fn start_scheduler(
+    endpoints: &[String],
+    pki: Option<&Path>,
+) -> anyhow::Result<(tokio::process::Child, Target)> {
     let exe: PathBuf = std::env::current_exe()?.with_file_name("uni-scheduler");
     if !exe.exists() {
         bail!(
@@ -241,25 +258,58 @@ async fn start_scheduler(endpoints: &[String]) -> anyhow::Result<(tokio::process
             exe.display()
         );
     }
-    let mut child = tokio::process::Command::new(&exe)
-        .args(["--etcd-endpoints", &endpoints.join(",")])
+    let mut cmd = tokio::process::Command::new(&exe);
+    cmd.args(["--etcd-endpoints", &endpoints.join(",")])
         .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
-        .arg("--insecure")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
-        .kill_on_drop(true)
+        .kill_on_drop(true);
+    match pki {
+        Some(dir) => {
+            let init = std::process::Command::new(&exe)
+                .args(["init", "--no-context", "--dir"])
+                .arg(dir)
+                .stdout(Stdio::null())
+                .status()?;
+            if !init.success() {
+                bail!("uni-scheduler init failed: {init}");
+            }
+            cmd.arg("--config").arg(dir.join("scheduler.yaml"));
+        }
+        None => {
+            cmd.arg("--insecure");
+        }
+    }
+    let mut child = cmd
         .spawn()
         .with_context(|| format!("starting {}", exe.display()))?;
     let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
-    let mut api = None;
+    let mut addr = None;
     while let Some(line) = lines.next_line().await? {
         if let Some(a) = line.strip_prefix("api listening on ") {
-            api = Some(format!("http://{a}"));
+            addr = Some(a.to_string());
             break;
         }
     }
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Ok((child, api.context("scheduler printed no address")?))
+    let addr = addr.context("scheduler printed no address")?;
+    let target = match pki {
+        Some(dir) => Target {
+            server: format!("https://{addr}"),
+            tls: Some(ClientTls::from_files(
+                Some(&dir.join("ca.crt")),
+                None,
+                None,
+            )?),
+            token: Some(read_token(&dir.join("admin.token"))?),
+            ..Target::default()
+        },
+        None => Target {
+            server: format!("http://{addr}"),
+            ..Target::default()
+        },
+    };
+    Ok((child, target))
 }
 
 /// The mix repeats every `TEMPLATES` workloads.
@@ -291,7 +341,7 @@ spec:
 /// Submits `count` workloads and waits until each has its allocation.
 async fn phase(
     store: &Arc<dyn KvStore>,
-    api: &str,
+    api: &Target,
     args: &Args,
     prefix: &str,
     count: usize,
@@ -344,8 +394,7 @@ async fn phase(
         .map(|i| pb::Workload::from(&bench_workload(prefix, i)))
         .collect();
     let start = Instant::now();
-    let client =
-        pb::workload_service_client::WorkloadServiceClient::connect(api.to_string()).await?;
+    let client = pb::workload_service_client::WorkloadServiceClient::new(api.connect().await?);
     let mut tasks = JoinSet::new();
     for i in 0..count {
         if let Some(rate) = rate {
@@ -413,7 +462,12 @@ fn max_rss_mib(pid: u32) -> Option<f64> {
 }
 
 fn print_report(r: &Report) {
-    println!("nodes: {}", r.nodes);
+    let api = if r.secure {
+        "TLS + token + authorization + audit"
+    } else {
+        "insecure"
+    };
+    println!("nodes: {}, API: {api}", r.nodes);
     let row = |name: &str, p: &Phase| {
         println!(
             "{name:<10} {:>9} {:>9} {:>12.0} {:>14.0} {:>9.1} {:>9.1} {:>9.1}",

@@ -133,7 +133,6 @@ async fn run(store: Arc<dyn KvStore>) {
         key: dir.path().join("agent-pki/node.key"),
         bootstrap_token_file: Some(pki.dir.join("bootstrap.token")),
         node: "e2e-node".into(),
-        addresses: vec!["127.0.0.1".into()],
     };
     creds.ensure().await.expect("the agent joins");
     // Its log service serves TLS with the node certificate, to the scheduler only.
@@ -186,12 +185,16 @@ async fn run(store: Arc<dyn KvStore>) {
     // caller without one.
     let agent_url = format!("https://{}", agent.grpc_addr());
     for identity in [Some((&creds.cert, &creds.key)), None] {
-        let tls = uni_core::tls::client::ClientTls::from_files(
-            Some(&creds.ca),
-            identity.map(|i| i.0.as_path()),
-            identity.map(|i| i.1.as_path()),
-        )
-        .unwrap();
+        // The agent's certificate names the node, not its address.
+        let tls = uni_core::tls::client::ClientTls {
+            domain: Some(uni_core::tls::node_server_name(&creds.node)),
+            ..uni_core::tls::client::ClientTls::from_files(
+                Some(&creds.ca),
+                identity.map(|i| i.0.as_path()),
+                identity.map(|i| i.1.as_path()),
+            )
+            .unwrap()
+        };
         let ch = uni_core::tls::client::channel(&agent_url, Some(&tls))
             .unwrap()
             .connect()

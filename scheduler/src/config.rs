@@ -119,6 +119,15 @@ pub enum Command {
         #[arg(long)]
         no_context: bool,
     },
+    /// Add a bootstrap token to DIR (written by `init`) that lets agents join for a while,
+    /// and write it to DIR/bootstrap.token.
+    BootstrapToken {
+        #[arg(long)]
+        dir: PathBuf,
+        /// Hours the token lets agents join.
+        #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u64).range(1..=8760))]
+        ttl_hours: u64,
+    },
 }
 
 /// The config file: the same settings as the flags.

@@ -1,6 +1,7 @@
 //! `uni-scheduler`: serves the v1 API on every replica; the elected leader also schedules.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
@@ -9,7 +10,7 @@ use uni_core::catalog::Catalog;
 use uni_core::store::{EtcdOptions, EtcdStore, KvStore};
 use uni_scheduler::config::{Cli, Command, Config};
 use uni_scheduler::control_plane::ControlPlane;
-use uni_scheduler::init::{init, InitOptions};
+use uni_scheduler::init::{bootstrap_token, init, InitOptions};
 
 mod dev;
 
@@ -27,6 +28,15 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let mut cli = Cli::parse();
+    if let Some(Command::BootstrapToken { dir, ttl_hours }) = &cli.command {
+        let t = bootstrap_token(dir, Duration::from_secs(ttl_hours * 3600))?;
+        println!(
+            "bootstrap token written to {}; agents may join with it until {}",
+            t.file.display(),
+            t.expires
+        );
+        return Ok(());
+    }
     if let Some(Command::Init {
         dir,
         server_names,

@@ -38,6 +38,7 @@ const ALICE: &str = "alice-token-0123456789";
 const CAROL: &str = "carol-token-0123456789";
 const NOBODY: &str = "nobody-token-012345678";
 const BOOTSTRAP: &str = "bootstrap-token-0123456789";
+const EXPIRED_BOOTSTRAP: &str = "expired-bootstrap-token-0123456789";
 
 struct Cluster {
     _etcd: EtcdServer,
@@ -51,6 +52,8 @@ fn tokens_yaml(admin: &str, extra: &str) -> String {
     format!(
         "- token: {admin}\n  user: admin\n  groups: [system:masters]\n\
          - token: {BOOTSTRAP}\n  user: system:bootstrap\n  groups: [system:bootstrappers]\n\
+         - token: {EXPIRED_BOOTSTRAP}\n  user: system:bootstrap\n  groups: [system:bootstrappers]\n  \
+         expires: 2020-01-01T00:00:00Z\n\
          - token: {ALICE}\n  user: alice\n\
          - token: {CAROL}\n  user: carol\n\
          - token: {NOBODY}\n  user: nobody\n{extra}"
@@ -255,6 +258,55 @@ async fn callers_are_authenticated_and_held_to_their_roles() {
         "the denial names who, what and where: {}",
         err.message()
     );
+
+    // Naming the host user replicas run as is the cluster's to grant, not an editor's: on
+    // create and on update, and whichever of user and group is named.
+    for (user, group) in [(Some(0), None), (None, Some(1000))] {
+        let mut w = inference("team-a", "as-root");
+        if let Some(pb::workload::Spec::Inference(s)) = w.spec.as_mut() {
+            let t = s.template.as_mut().unwrap();
+            (t.run_as_user, t.run_as_group) = (user, group);
+        }
+        let err = alice
+            .create_workload(pb::CreateWorkloadRequest {
+                workload: Some(w.clone()),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::PermissionDenied);
+        let field = if user.is_some() {
+            "run_as_user"
+        } else {
+            "run_as_group"
+        };
+        assert!(
+            err.message().contains(field) && err.message().contains("hostidentities"),
+            "{}",
+            err.message()
+        );
+        w.meta.as_mut().unwrap().name = "llm".into();
+        let err = alice
+            .update_workload(pb::UpdateWorkloadRequest {
+                workload: Some(w),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
+    }
+    let mut root_job = inference("team-a", "as-root");
+    if let Some(pb::workload::Spec::Inference(s)) = root_job.spec.as_mut() {
+        s.template.as_mut().unwrap().run_as_user = Some(0);
+    }
+    c.workloads(Some(&c.pki.admin_token))
+        .await
+        .create_workload(pb::CreateWorkloadRequest {
+            workload: Some(root_job),
+            dry_run: true,
+        })
+        .await
+        .expect("a cluster admin may name the host user");
 
     // A viewer reads but does not write; someone bound nowhere reads nothing.
     let mut carol = c.workloads(Some(CAROL)).await;
@@ -586,7 +638,6 @@ fn node_credentials(c: &Cluster, dir: &Path, name: &str) -> NodeCredentials {
         key: dir.join(format!("{name}.key")),
         bootstrap_token_file: Some(token),
         node: name.into(),
-        addresses: vec!["127.0.0.1".into()],
     }
 }
 
@@ -615,6 +666,8 @@ async fn a_node_credential_reaches_only_its_own_keys() {
         uni_core::tls::pki::cert_info_pem(&std::fs::read_to_string(&n1.cert).unwrap()).unwrap();
     assert_eq!(info.common_name, "system:node:n1");
     assert_eq!(info.organizations, ["system:nodes"]);
+    // Its only server name is under the nodes' domain: never the API's.
+    assert_eq!(info.server_names, ["n1.nodes.universal.internal"]);
     let store = RemoteStore::new(n1.connect().await.unwrap());
 
     // Its own node key, under a lease it holds.
@@ -767,6 +820,14 @@ async fn a_node_credential_reaches_only_its_own_keys() {
     no_token.cert = dir.path().join("n3-alice.crt");
     let msg = no_token.ensure().await.unwrap_err().to_string();
     assert!(msg.contains("may not join"), "{msg}");
+    std::fs::write(
+        no_token.bootstrap_token_file.as_ref().unwrap(),
+        EXPIRED_BOOTSTRAP,
+    )
+    .unwrap();
+    no_token.cert = dir.path().join("n3-expired.crt");
+    let msg = no_token.ensure().await.unwrap_err().to_string();
+    assert!(msg.contains("expired at 2020-01-01T00:00:00Z"), "{msg}");
 
     // Renewal replaces the certificate; the new one works.
     let before = std::fs::read_to_string(&n1.cert).unwrap();

@@ -194,6 +194,7 @@ fn canonical_resource(name: &str) -> anyhow::Result<&'static str> {
         "rolebindings" | "rolebinding" | "rb" => "rolebindings",
         "events" | "event" | "ev" => "events",
         "logs" | "log" => "logs",
+        "hostidentities" | "hostidentity" => "hostidentities",
         other => bail!("unknown resource {other:?}"),
     })
 }

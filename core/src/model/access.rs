@@ -31,12 +31,16 @@ pub enum Resource {
     RoleBindings,
     Nodes,
     Queues,
+    /// Running replicas as a host user or group a template names (`run_as_user`,
+    /// `run_as_group`) rather than the agents' unprivileged default: that identity's files
+    /// on every node are the workload's, so it is the cluster's to grant.
+    HostIdentities,
 }
 
 impl Resource {
     /// Cluster-scoped resources exist outside namespaces.
     pub fn cluster_scoped(self) -> bool {
-        matches!(self, Self::Nodes | Self::Queues)
+        matches!(self, Self::Nodes | Self::Queues | Self::HostIdentities)
     }
 }
 
@@ -86,12 +90,12 @@ impl Role {
             Self::Edit => match resource {
                 R::Workloads => read || write,
                 R::Events | R::Logs => read,
-                R::RoleBindings | R::Nodes | R::Queues => false,
+                R::RoleBindings | R::Nodes | R::Queues | R::HostIdentities => false,
             },
             Self::Admin => match resource {
                 R::Workloads | R::RoleBindings => read || write,
                 R::Events | R::Logs => read,
-                R::Nodes | R::Queues => false,
+                R::Nodes | R::Queues | R::HostIdentities => false,
             },
         }
     }
@@ -140,6 +144,7 @@ impl fmt::Display for Resource {
             Self::RoleBindings => "rolebindings",
             Self::Nodes => "nodes",
             Self::Queues => "queues",
+            Self::HostIdentities => "hostidentities",
         };
         f.write_str(s)
     }
@@ -167,6 +172,7 @@ pub fn permissions() -> impl Iterator<Item = (Verb, Resource)> {
         (R::RoleBindings, &[V::Get, V::List, V::Create, V::Delete]),
         (R::Nodes, &[V::Get, V::List, V::Watch, V::Cordon, V::Drain]),
         (R::Queues, &[V::Create, V::Update, V::Delete]),
+        (R::HostIdentities, &[V::Create]),
     ];
     PAIRS
         .iter()

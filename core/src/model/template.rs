@@ -32,10 +32,9 @@ pub struct ReplicaTemplate {
     pub working_dir: String,
     pub resources: Resources,
     pub placement: Placement,
-    /// User id the replica runs as. `None`: chosen from the namespace's policy, else the
-    /// agent's default user. `Some(0)` (root) only when asked for explicitly.
+    /// User id the replica runs as. `None`: the agent's default user. Naming one (or a
+    /// group) is a cluster-admin's privilege (`create hostidentities`), checked by the API.
     pub run_as_user: Option<u32>,
-    /// Group id the replica runs as (its only group). `None`: chosen from the namespace's
-    /// policy, else the agent's default group.
+    /// Group id the replica runs as (its only group). `None`: the agent's default group.
     pub run_as_group: Option<u32>,
 }

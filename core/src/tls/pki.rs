@@ -260,12 +260,16 @@ pub fn generate_csr(cn: &str) -> Result<(String, String)> {
 pub struct CertInfo {
     pub common_name: String,
     pub organizations: Vec<String>,
+    /// DNS names and IP addresses (subject alternative names).
+    pub server_names: Vec<String>,
     pub not_before: SystemTime,
     pub not_after: SystemTime,
 }
 
 /// The identity and validity of a DER certificate.
 pub fn cert_info(der: &[u8]) -> Result<CertInfo> {
+    use std::net::IpAddr;
+    use x509_parser::extensions::GeneralName;
     let (_, cert) = x509_parser::parse_x509_certificate(der)
         .map_err(|e| Error::Tls(format!("not an X.509 certificate: {e}")))?;
     let subject = cert.subject();
@@ -277,9 +281,27 @@ pub fn cert_info(der: &[u8]) -> Result<CertInfo> {
         .find_map(text)
         .unwrap_or_default();
     let organizations = subject.iter_organization().filter_map(text).collect();
+    let server_names = match cert.subject_alternative_name() {
+        Ok(Some(san)) => san
+            .value
+            .general_names
+            .iter()
+            .filter_map(|n| match n {
+                GeneralName::DNSName(d) => Some(d.to_string()),
+                GeneralName::IPAddress(b) => match b.len() {
+                    4 => Some(IpAddr::from(<[u8; 4]>::try_from(*b).ok()?).to_string()),
+                    16 => Some(IpAddr::from(<[u8; 16]>::try_from(*b).ok()?).to_string()),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
     let info = CertInfo {
         common_name,
         organizations,
+        server_names,
         not_before: at(cert.validity().not_before.timestamp()),
         not_after: at(cert.validity().not_after.timestamp()),
     };
@@ -317,7 +339,13 @@ mod tests {
                 Duration::from_secs(60),
             )
             .unwrap();
-        assert_eq!(cert_info_pem(&server.cert_pem).unwrap().common_name, "s");
+        let info = cert_info_pem(&server.cert_pem).unwrap();
+        assert_eq!(info.common_name, "s");
+        assert_eq!(info.server_names, ["localhost", "127.0.0.1"]);
+        assert!(cert_info_pem(&client.cert_pem)
+            .unwrap()
+            .server_names
+            .is_empty());
     }
 
     #[test]

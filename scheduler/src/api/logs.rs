@@ -10,6 +10,7 @@ use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 use uni_core::model::{Resource, Verb, WorkloadRef};
 use uni_core::tls::client::{channel, ClientTls};
+use uni_core::tls::node_server_name;
 use uni_proto::v1 as pb;
 use uni_proto::v1::log_service_client::LogServiceClient;
 use uni_proto::v1::log_service_server::LogService;
@@ -87,16 +88,16 @@ impl LogApi {
 
 impl LogApi {
     /// A client of an agent's log service: over TLS as this replica for `https://`.
-    async fn agent(&self, endpoint: &str) -> anyhow::Result<LogServiceClient<Channel>> {
+    /// A client of `node`'s agent at `endpoint`, verified as that node whatever the address.
+    async fn agent(&self, node: &str, endpoint: &str) -> anyhow::Result<LogServiceClient<Channel>> {
         let tls = match (
             endpoint.starts_with("https://"),
             self.ctx.auth.agent_client(),
         ) {
-            (true, Some(f)) => Some(ClientTls::from_files(
-                Some(&f.ca),
-                Some(&f.cert),
-                Some(&f.key),
-            )?),
+            (true, Some(f)) => Some(ClientTls {
+                domain: Some(node_server_name(node)),
+                ..ClientTls::from_files(Some(&f.ca), Some(&f.cert), Some(&f.key))?
+            }),
             (true, None) => {
                 anyhow::bail!("the agent serves TLS and this scheduler has no certificate")
             }
@@ -126,7 +127,7 @@ impl LogService for LogApi {
         }
         let mut streams = Vec::new();
         for (replica, node, endpoint) in self.targets(&req)? {
-            let mut client = self.agent(&endpoint).await.map_err(|e| {
+            let mut client = self.agent(&node, &endpoint).await.map_err(|e| {
                 Status::unavailable(format!("agent of node {node} at {endpoint}: {e}"))
             })?;
             let one = pb::StreamLogsRequest {

@@ -19,6 +19,7 @@ use super::create_batch::CreateBatcher;
 use super::paging::{list_store, page_size};
 use super::watch::{self, WatchRequest};
 use super::{args, object, overlay_status, ApiContext};
+use crate::auth::Caller;
 use crate::error::Result;
 
 pub struct WorkloadApi {
@@ -213,6 +214,32 @@ impl WorkloadApi {
     }
 }
 
+/// A template that names its host user or group runs as that identity on every node it lands
+/// on: only a caller allowed `create hostidentities` (cluster-admin) may send one.
+fn may_name_host_identity(caller: &Caller, w: Option<&pb::Workload>) -> Result<(), Status> {
+    use pb::workload::Spec;
+    let template = match w.and_then(|w| w.spec.as_ref()) {
+        Some(Spec::Inference(s)) => s.template.as_ref(),
+        Some(Spec::Training(s)) => s.template.as_ref(),
+        None => None,
+    };
+    let Some(t) = template else { return Ok(()) };
+    let field = match (t.run_as_user, t.run_as_group) {
+        (Some(_), _) => "run_as_user",
+        (None, Some(_)) => "run_as_group",
+        (None, None) => return Ok(()),
+    };
+    if caller.can(Verb::Create, Resource::HostIdentities, "") {
+        return Ok(());
+    }
+    Err(Status::permission_denied(format!(
+        "spec.template.{field}: user {:?} may not create hostidentities: naming the host user \
+         or group replicas run as is cluster-admin's; leave it unset to run as the agents' \
+         unprivileged default",
+        caller.subject.user
+    )))
+}
+
 /// The store key of a workload and how messages name it.
 fn workload_key(namespace: &str, name: &str) -> Result<(String, String)> {
     let ns = args::namespace(namespace)?;
@@ -229,7 +256,10 @@ impl WorkloadService for WorkloadApi {
         let caller = self.ctx.auth.caller(&req).await?;
         let req = req.into_inner();
         let (ns, name) = meta_name(req.workload.as_ref().and_then(|w| w.meta.as_ref()));
-        let call = async { Ok(self.create(req).await?) };
+        let call = async {
+            may_name_host_identity(&caller, req.workload.as_ref())?;
+            Ok(self.create(req).await?)
+        };
         let w = caller
             .audited(Verb::Create, Resource::Workloads, &ns, &name, call)
             .await?;
@@ -269,7 +299,10 @@ impl WorkloadService for WorkloadApi {
         let caller = self.ctx.auth.caller(&req).await?;
         let req = req.into_inner();
         let (ns, name) = meta_name(req.workload.as_ref().and_then(|w| w.meta.as_ref()));
-        let call = async { Ok(self.update(req).await?) };
+        let call = async {
+            may_name_host_identity(&caller, req.workload.as_ref())?;
+            Ok(self.update(req).await?)
+        };
         let w = caller
             .audited(Verb::Update, Resource::Workloads, &ns, &name, call)
             .await?;

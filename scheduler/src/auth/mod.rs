@@ -158,7 +158,10 @@ impl Auth {
         }
         let token = bearer(req)?;
         if let Some(tokens) = &self.authn.tokens {
-            if let Some(s) = tokens.lookup(token) {
+            let found = tokens
+                .lookup(token)
+                .map_err(|e| Status::unauthenticated(e.to_string()))?;
+            if let Some(s) = found {
                 return Ok(s);
             }
         }

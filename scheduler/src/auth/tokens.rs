@@ -4,6 +4,7 @@
 //! - token: "long-random-secret"
 //!   user: alice
 //!   groups: [team-a]
+//!   expires: 2027-01-31T00:00:00Z   # optional (RFC 3339); refused from then on
 //! ```
 //!
 //! Only SHA-256 digests of the tokens are kept in memory; a lookup digests the presented token
@@ -17,6 +18,8 @@ use std::time::SystemTime;
 
 use ring::digest::{digest, SHA256, SHA256_OUTPUT_LEN};
 use serde::Deserialize;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
 
 use super::authn_error::AuthnError;
 use super::subject::Subject;
@@ -36,12 +39,21 @@ struct Entry {
     user: String,
     #[serde(default)]
     groups: Vec<String>,
+    #[serde(default)]
+    expires: Option<String>,
+}
+
+/// What a token stands for, and until when.
+#[derive(Debug, Clone)]
+struct Grant {
+    subject: Subject,
+    expires: Option<OffsetDateTime>,
 }
 
 /// The tokens of one token file, by digest.
 #[derive(Debug, Default)]
 pub struct TokenFile {
-    by_digest: HashMap<Digest, Subject>,
+    by_digest: HashMap<Digest, Grant>,
 }
 
 impl TokenFile {
@@ -86,18 +98,41 @@ impl TokenFile {
             if let Some(g) = entry.groups.iter().position(|g| g.trim().is_empty()) {
                 return Err(bad(format!("group {} is empty", g + 1)));
             }
+            let expires = match &entry.expires {
+                None => None,
+                Some(t) => Some(OffsetDateTime::parse(t, &Rfc3339).map_err(|e| {
+                    bad(format!(
+                        "expires {t:?} is not an RFC 3339 time (2027-01-31T00:00:00Z): {e}"
+                    ))
+                })?),
+            };
             let d = token_digest(&entry.token);
             if let Some(earlier) = first_seen.insert(d, n) {
                 return Err(bad(format!("the same token as entry {earlier}")));
             }
-            by_digest.insert(d, Subject::new(entry.user, entry.groups));
+            let subject = Subject::new(entry.user, entry.groups);
+            by_digest.insert(d, Grant { subject, expires });
         }
         Ok(Self { by_digest })
     }
 
-    /// The subject `token` stands for, if it is one of the file's.
-    pub fn lookup(&self, token: &str) -> Option<Subject> {
-        self.by_digest.get(&token_digest(token)).cloned()
+    /// The subject `token` stands for, if it is one of the file's; an error if it expired.
+    pub fn lookup(&self, token: &str) -> Result<Option<Subject>, AuthnError> {
+        self.lookup_at(token, OffsetDateTime::now_utc())
+    }
+
+    fn lookup_at(&self, token: &str, now: OffsetDateTime) -> Result<Option<Subject>, AuthnError> {
+        let Some(grant) = self.by_digest.get(&token_digest(token)) else {
+            return Ok(None);
+        };
+        match grant.expires {
+            Some(t) if t <= now => Err(AuthnError::BadToken(format!(
+                "the token of user {:?} expired at {}",
+                grant.subject.user,
+                t.format(&Rfc3339).unwrap_or_default()
+            ))),
+            _ => Ok(Some(grant.subject.clone())),
+        }
     }
 
     /// How many tokens the file holds.
@@ -180,8 +215,8 @@ impl ReloadingTokens {
         &self.path
     }
 
-    /// The subject `token` stands for in the tokens now in force.
-    pub fn lookup(&self, token: &str) -> Option<Subject> {
+    /// The subject `token` stands for in the tokens now in force; an error if it expired.
+    pub fn lookup(&self, token: &str) -> Result<Option<Subject>, AuthnError> {
         let current = self
             .current
             .read()
@@ -248,17 +283,45 @@ mod tests {
         );
         let file = TokenFile::load(&path).unwrap();
         assert_eq!(file.len(), 2);
+        let look = |t: &str| file.lookup(t).unwrap();
         assert_eq!(
-            file.lookup(ALICE),
+            look(ALICE),
             Some(Subject::new(
                 "alice",
                 vec!["team-a".into(), "team-b".into()]
             ))
         );
-        assert_eq!(file.lookup(BOB), Some(Subject::new("bob", vec![])));
-        assert_eq!(file.lookup("wrong-token-0123456789"), None);
-        assert_eq!(file.lookup(&ALICE[..ALICE.len() - 1]), None);
-        assert_eq!(file.lookup(""), None);
+        assert_eq!(look(BOB), Some(Subject::new("bob", vec![])));
+        assert_eq!(look("wrong-token-0123456789"), None);
+        assert_eq!(look(&ALICE[..ALICE.len() - 1]), None);
+        assert_eq!(look(""), None);
+    }
+
+    #[test]
+    fn a_token_is_refused_from_its_expiry_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(
+            &dir,
+            &format!("- token: {ALICE:?}\n  user: alice\n  expires: 2027-01-31T12:00:00Z\n"),
+        );
+        let file = TokenFile::load(&path).unwrap();
+        let at = |t: &str| OffsetDateTime::parse(t, &Rfc3339).unwrap();
+        assert_eq!(
+            file.lookup_at(ALICE, at("2027-01-31T11:59:59Z")).unwrap(),
+            Some(Subject::new("alice", vec![]))
+        );
+        for t in ["2027-01-31T12:00:00Z", "2028-01-01T00:00:00Z"] {
+            match file.lookup_at(ALICE, at(t)) {
+                Err(AuthnError::BadToken(m)) => {
+                    assert!(
+                        m.contains("alice") && m.contains("expired at 2027-01-31T12:00:00Z"),
+                        "{m}"
+                    );
+                    assert!(!m.contains(ALICE), "{m}");
+                }
+                other => panic!("expected an expired token at {t}, got {other:?}"),
+            }
+        }
     }
 
     #[test]
@@ -271,7 +334,11 @@ mod tests {
     #[test]
     fn each_bad_entry_is_named_with_the_reason() {
         let good = format!("- token: {ALICE:?}\n  user: alice\n");
-        let cases: [(&str, &str); 8] = [
+        let cases: [(&str, &str); 9] = [
+            (
+                &format!("- token: {BOB:?}\n  user: bob\n  expires: tomorrow\n"),
+                "entry 2 (user \"bob\"): expires \"tomorrow\" is not an RFC 3339 time",
+            ),
             (
                 "- token: \"\"\n  user: bob\n",
                 "entry 2 (user \"bob\"): token is empty",
@@ -335,7 +402,10 @@ mod tests {
         let tokens = ReloadingTokens::load(&path).unwrap();
         assert_eq!(tokens.path(), path);
         assert_eq!(tokens.reload_if_changed(), Ok(false));
-        assert_eq!(tokens.lookup(ALICE).map(|s| s.user), Some("alice".into()));
+        assert_eq!(
+            tokens.lookup(ALICE).unwrap().map(|s| s.user),
+            Some("alice".into())
+        );
 
         // Each version has a different length, so the change shows whatever the clock does.
         write(
@@ -343,24 +413,36 @@ mod tests {
             &format!("- token: {BOB:?}\n  user: bob\n  groups: [b]\n"),
         );
         assert_eq!(tokens.reload_if_changed(), Ok(true));
-        assert_eq!(tokens.lookup(ALICE), None);
-        assert_eq!(tokens.lookup(BOB).map(|s| s.user), Some("bob".into()));
+        assert_eq!(tokens.lookup(ALICE).unwrap(), None);
+        assert_eq!(
+            tokens.lookup(BOB).unwrap().map(|s| s.user),
+            Some("bob".into())
+        );
 
         write(&dir, &format!("- token: {BOB:?}\n"));
         let err = tokens.reload_if_changed().unwrap_err();
         assert!(err.to_string().contains("entry 1: user is empty"), "{err}");
-        assert_eq!(tokens.lookup(BOB).map(|s| s.user), Some("bob".into()));
+        assert_eq!(
+            tokens.lookup(BOB).unwrap().map(|s| s.user),
+            Some("bob".into())
+        );
         // Reported once; retried when the file changes again.
         assert_eq!(tokens.reload_if_changed(), Ok(false));
 
         std::fs::remove_file(&path).unwrap();
         assert!(tokens.reload_if_changed().is_err());
         assert_eq!(tokens.reload_if_changed(), Ok(false));
-        assert_eq!(tokens.lookup(BOB).map(|s| s.user), Some("bob".into()));
+        assert_eq!(
+            tokens.lookup(BOB).unwrap().map(|s| s.user),
+            Some("bob".into())
+        );
 
         write(&dir, &format!("- token: {ALICE:?}\n  user: alice2\n"));
         assert_eq!(tokens.reload_if_changed(), Ok(true));
-        assert_eq!(tokens.lookup(ALICE).map(|s| s.user), Some("alice2".into()));
-        assert_eq!(tokens.lookup(BOB), None);
+        assert_eq!(
+            tokens.lookup(ALICE).unwrap().map(|s| s.user),
+            Some("alice2".into())
+        );
+        assert_eq!(tokens.lookup(BOB).unwrap(), None);
     }
 }

@@ -19,6 +19,7 @@ use uni_core::store::remote::wire::{
     events_to_wire, kv_to_wire, status_of, txn_from_wire, txn_response_to_wire,
 };
 use uni_core::store::{codec, Compare, CompareOp, LeaseId, RangeOptions, TxnOp};
+use uni_core::tls::node_server_name;
 use uni_core::tls::pki::CsrUsage;
 use uni_proto::v1 as pb;
 use uni_proto::v1::agent_gateway_service_server::AgentGatewayService;
@@ -218,12 +219,7 @@ impl GatewayApi {
         Ok(())
     }
 
-    fn sign(
-        &self,
-        node: &str,
-        csr_pem: &str,
-        addresses: &[String],
-    ) -> Result<pb::JoinNodeResponse, Status> {
+    fn sign(&self, node: &str, csr_pem: &str) -> Result<pb::JoinNodeResponse, Status> {
         let ca = self.ctx.auth.signer().ok_or_else(|| {
             Status::failed_precondition(
                 "this scheduler issues no node certificates (start it with ca-key)",
@@ -231,10 +227,12 @@ impl GatewayApi {
         })?;
         NodeKey::new(node).map_err(|e| Status::invalid_argument(format!("node_name: {e}")))?;
         let cn = format!("{NODE_USER_PREFIX}{node}");
+        // Never a name the node asks for: it could be the API's.
+        let server_names = [node_server_name(node)];
         let usage = CsrUsage {
             common_name: &cn,
             group: Some(NODES_GROUP),
-            server_names: addresses,
+            server_names: &server_names,
         };
         let certificate_pem = ca
             .sign_csr(csr_pem, &usage, NODE_CERT_VALIDITY)
@@ -469,7 +467,7 @@ impl AgentGatewayService for GatewayApi {
                     req.node_name
                 )));
             }
-            self.sign(&req.node_name, &req.csr_pem, &req.addresses)
+            self.sign(&req.node_name, &req.csr_pem)
         };
         let r = caller
             .audited_unchecked(Verb::Create, Resource::Nodes, "", &req.node_name, call)
@@ -488,10 +486,6 @@ impl AgentGatewayService for GatewayApi {
             ));
         };
         let req = req.into_inner();
-        Ok(Response::new(self.sign(
-            &node,
-            &req.csr_pem,
-            &req.addresses,
-        )?))
+        Ok(Response::new(self.sign(&node, &req.csr_pem)?))
     }
 }
