@@ -2,7 +2,7 @@
 
 use anyhow::anyhow;
 use tonic::{Code, Status};
-use uni_core::client::{AuthChannel, Target};
+use uni_core::client::{AuthChannel, Target, MAX_API_RESPONSE_BYTES as MAX};
 use uni_proto::v1::{
     access_service_client::AccessServiceClient, cluster_service_client::ClusterServiceClient,
     event_service_client::EventServiceClient, log_service_client::LogServiceClient,
@@ -27,13 +27,13 @@ pub async fn connect(target: &Target) -> anyhow::Result<Clients> {
         .await
         .map_err(|e| anyhow!("{e} (is uni-scheduler running? see --server and --context)"))?;
     Ok(Clients {
-        workloads: WorkloadServiceClient::new(channel.clone()),
-        nodes: NodeServiceClient::new(channel.clone()),
-        queues: QueueServiceClient::new(channel.clone()),
-        cluster: ClusterServiceClient::new(channel.clone()),
-        events: EventServiceClient::new(channel.clone()),
-        logs: LogServiceClient::new(channel.clone()),
-        access: AccessServiceClient::new(channel),
+        workloads: WorkloadServiceClient::new(channel.clone()).max_decoding_message_size(MAX),
+        nodes: NodeServiceClient::new(channel.clone()).max_decoding_message_size(MAX),
+        queues: QueueServiceClient::new(channel.clone()).max_decoding_message_size(MAX),
+        cluster: ClusterServiceClient::new(channel.clone()).max_decoding_message_size(MAX),
+        events: EventServiceClient::new(channel.clone()).max_decoding_message_size(MAX),
+        logs: LogServiceClient::new(channel.clone()).max_decoding_message_size(MAX),
+        access: AccessServiceClient::new(channel).max_decoding_message_size(MAX),
     })
 }
 
@@ -48,6 +48,7 @@ pub fn explain(s: Status) -> anyhow::Error {
         Code::Unavailable => "unavailable",
         Code::Unimplemented => "not supported by this server",
         Code::PermissionDenied => "forbidden",
+        Code::ResourceExhausted => "limit reached",
         Code::Unauthenticated => {
             return anyhow!(
                 "not authenticated: {} (give a token with --token or $UNIVERSAL_TOKEN, or set \

@@ -5,6 +5,10 @@
 
 use std::path::{Path, PathBuf};
 
+/// Largest response an API server sends (a page of objects, one log chunk) and so what
+/// clients must accept; pages are also cut by bytes well below it.
+pub const MAX_API_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+
 use serde::{Deserialize, Serialize};
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;

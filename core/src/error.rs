@@ -82,6 +82,13 @@ pub enum Error {
     /// The backing store cannot be reached; the caller may retry.
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// A response would exceed the message size limit; ask for a smaller page.
+    #[error("response too large: {0}")]
+    TooLarge(String),
+    /// The store is out of space (etcd's NOSPACE alarm, a full disk): writes fail until an
+    /// operator frees space; reads still work.
+    #[error("store out of space: {0}")]
+    NoSpace(String),
     #[error("corrupt data at {key}: {reason}")]
     Corrupt { key: String, reason: String },
     #[error("hardware catalog: {0}")]

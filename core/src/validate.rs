@@ -15,10 +15,12 @@ mod template;
 mod workload;
 
 pub use access::{role_binding_errors, validate_role_binding, MAX_BINDING_SUBJECTS};
-pub use meta::{meta_errors, Scope, MAX_ANNOTATIONS_BYTES};
+pub use meta::{meta_errors, Scope, MAX_ANNOTATIONS_BYTES, MAX_LABELS};
 pub use node::{node_errors, validate_node};
 pub use queue::{queue_errors, validate_queue};
-pub use template::RESERVED_ENV;
+pub use template::{
+    MAX_ARGS, MAX_ARGS_BYTES, MAX_ENV, MAX_ENV_BYTES, MAX_PATH_BYTES, MAX_TOLERATIONS, RESERVED_ENV,
+};
 pub use workload::{validate_workload, validate_workload_update, workload_errors};
 
 /// Most replicas (or workers) one workload may ask for.
@@ -42,6 +44,26 @@ pub(crate) fn check_le<T: PartialOrd + std::fmt::Display>(
         errs.push(path, format!("must be <= {other_path} ({other})"));
     }
 }
+
+/// Reports `path: at most max what, got n` when a list is too long.
+pub(crate) fn check_len(errs: &mut FieldErrors, path: &str, what: &str, n: usize, max: usize) {
+    if n > max {
+        errs.push(path, format!("at most {max} {what} allowed, got {n}"));
+    }
+}
+
+/// Reports `path: what take n bytes, more than max` when text is too large.
+pub(crate) fn check_bytes(errs: &mut FieldErrors, path: &str, what: &str, n: usize, max: usize) {
+    if n > max {
+        errs.push(
+            path,
+            format!("{what} take {n} bytes, more than the {max} allowed"),
+        );
+    }
+}
+
+/// Most entries in a list of names (device models, node classes).
+pub const MAX_NAMES: usize = 64;
 
 /// Reports `path: must be between lo and hi` unless `lo <= value <= hi`.
 pub(crate) fn check_range<T: PartialOrd + std::fmt::Display>(
@@ -67,6 +89,13 @@ pub(crate) fn check_name_lists(
     forbidden: &[String],
 ) {
     for (field, items) in [(allowed_field, allowed), (forbidden_field, forbidden)] {
+        check_len(
+            errs,
+            &format!("{path}.{field}"),
+            "names",
+            items.len(),
+            MAX_NAMES,
+        );
         for (i, item) in items.iter().enumerate() {
             if item.trim().is_empty() {
                 errs.push(format!("{path}.{field}[{i}]"), "must not be empty");

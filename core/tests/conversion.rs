@@ -386,6 +386,8 @@ fn events_and_summaries_round_trip() {
         },
         price_per_hour: 98.0,
         allocated_price_per_hour: 12.25,
+        store_alarms: vec!["NOSPACE".into()],
+        store_db_size_bytes: 1 << 30,
     };
     assert_eq!(
         ClusterSummary::try_from(pb::ClusterSummary::from(&summary)).expect("valid"),

@@ -322,3 +322,49 @@ fn nodes_use_host_names_and_valid_taints() {
         ]
     );
 }
+
+#[test]
+fn fields_that_can_grow_are_capped_and_named() {
+    use uni_core::validate::{MAX_ARGS, MAX_ENV_BYTES, MAX_LABELS, MAX_PATH_BYTES};
+    let mut w: Workload = serde_yaml::from_str(CHAT_YAML).expect("parse");
+    for i in 0..=MAX_LABELS {
+        w.meta.labels.insert(format!("l{i}"), "v".into());
+    }
+    let WorkloadSpec::Inference(s) = &mut w.spec else {
+        panic!("inference expected");
+    };
+    s.template.args = vec!["a".into(); MAX_ARGS];
+    s.template
+        .env
+        .push(EnvVar::new("BIG", "x".repeat(MAX_ENV_BYTES)));
+    s.template.working_dir = format!("/{}", "d".repeat(MAX_PATH_BYTES));
+    s.template.placement.tolerations = vec![s.template.placement.tolerations[0].clone(); 65];
+    let err = validate_workload(&w).expect_err("too large");
+    assert!(
+        message(&err, "meta.labels").contains("at most 64 labels"),
+        "{err}"
+    );
+    assert!(
+        message(&err, "spec.template.args").contains("at most 1024"),
+        "{err}"
+    );
+    assert!(
+        message(&err, "spec.template.env").contains("bytes"),
+        "{err}"
+    );
+    assert!(
+        message(&err, "spec.template.working_dir").contains("4096"),
+        "{err}"
+    );
+    assert!(
+        message(&err, "spec.template.placement.tolerations").contains("64"),
+        "{err}"
+    );
+    // Just under every limit is fine.
+    let mut ok: Workload = serde_yaml::from_str(CHAT_YAML).expect("parse");
+    let WorkloadSpec::Inference(s) = &mut ok.spec else {
+        panic!("inference expected");
+    };
+    s.template.args = vec!["a".into(); MAX_ARGS - s.template.command.len()];
+    validate_workload(&ok).expect("at the limit");
+}

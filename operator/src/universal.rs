@@ -51,8 +51,10 @@ impl Universal {
             .map_err(|_| Error::Config("the token is not valid in a gRPC header".into()))?;
         let channel = InterceptedService::new(channel, auth);
         Ok(Self {
-            workloads: WorkloadServiceClient::new(channel.clone()),
-            queues: QueueServiceClient::new(channel),
+            workloads: WorkloadServiceClient::new(channel.clone())
+                .max_decoding_message_size(uni_core::client::MAX_API_RESPONSE_BYTES),
+            queues: QueueServiceClient::new(channel)
+                .max_decoding_message_size(uni_core::client::MAX_API_RESPONSE_BYTES),
         })
     }
 

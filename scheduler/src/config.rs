@@ -40,6 +40,17 @@ pub struct Cli {
     /// Commit transactions in flight at once.
     #[arg(long, env = "UNIVERSAL_MAX_COMMITS_IN_FLIGHT")]
     pub max_commits_in_flight: Option<usize>,
+    /// The leader compacts the store's history this often, keeping one interval of it
+    /// (default 300; 0 leaves compaction to etcd's own --auto-compaction settings).
+    #[arg(long, env = "UNIVERSAL_COMPACTION_INTERVAL_SECONDS")]
+    pub compaction_interval_seconds: Option<u64>,
+    /// Seconds an event is kept after its last occurrence (default 3600).
+    #[arg(long, env = "UNIVERSAL_EVENT_TTL_SECONDS")]
+    pub event_ttl_seconds: Option<u64>,
+    /// Most watches this replica serves at once (default 10000); more are refused with
+    /// RESOURCE_EXHAUSTED.
+    #[arg(long, env = "UNIVERSAL_MAX_WATCHES")]
+    pub max_watches: Option<usize>,
     /// Dev mode: the whole control plane and an agent for this machine in one process, on an
     /// embedded store; no etcd. Serves on loopback only, with TLS and an admin token it
     /// generates under its data directory, and writes the `unictl` context "dev".
@@ -142,6 +153,9 @@ pub struct FileConfig {
     pub node_grace_seconds: Option<u64>,
     pub catalog: Option<PathBuf>,
     pub max_commits_in_flight: Option<usize>,
+    pub compaction_interval_seconds: Option<u64>,
+    pub event_ttl_seconds: Option<u64>,
+    pub max_watches: Option<usize>,
     pub data_dir: Option<PathBuf>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
@@ -178,6 +192,10 @@ pub struct Config {
     pub node_grace: Duration,
     pub catalog: Option<PathBuf>,
     pub max_commits_in_flight: usize,
+    /// Zero: the leader does not compact.
+    pub compaction_interval: Duration,
+    pub event_ttl: Duration,
+    pub max_watches: usize,
     pub dev: bool,
     pub data_dir: PathBuf,
     pub security: Security,
@@ -294,6 +312,22 @@ impl Config {
                 .max_commits_in_flight
                 .or(file.max_commits_in_flight)
                 .unwrap_or(8),
+            compaction_interval: Duration::from_secs(
+                cli.compaction_interval_seconds
+                    .or(file.compaction_interval_seconds)
+                    .unwrap_or(300),
+            ),
+            event_ttl: Duration::from_secs(
+                cli.event_ttl_seconds
+                    .or(file.event_ttl_seconds)
+                    .unwrap_or(3600)
+                    .max(1),
+            ),
+            max_watches: cli
+                .max_watches
+                .or(file.max_watches)
+                .unwrap_or(10_000)
+                .max(1),
         })
     }
 }

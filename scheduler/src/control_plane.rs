@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
@@ -11,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use uni_core::catalog::Catalog;
 use uni_core::store::KvStore;
 
-use crate::api::ApiContext;
+use crate::api::{ApiContext, ApiLimits};
 use crate::auth::setup::secure;
 use crate::cache::Cache;
 use crate::config::Config;
@@ -61,6 +62,7 @@ impl ControlPlane {
             store: store.clone(),
             cache: cache.clone(),
             catalog,
+            limits: Arc::new(ApiLimits::new(config.max_watches, Duration::from_secs(30))),
         };
         let api_cancel = cancel.child_token();
         let tls = secured.tls;
@@ -69,6 +71,12 @@ impl ControlPlane {
                 tracing::error!(error = %e, "API server failed");
             }
         });
+        tasks.spawn(metrics::watch_store(
+            store.clone(),
+            metrics.clone(),
+            Duration::from_secs(10),
+            cancel.child_token(),
+        ));
         let m = metrics.clone();
         let metrics_cancel = cancel.child_token();
         tasks.spawn(async move {
@@ -81,9 +89,11 @@ impl ControlPlane {
             lease_ttl: config.lease_ttl,
             plan: PlanConfig {
                 node_grace: config.node_grace,
+                event_ttl: config.event_ttl,
                 ..PlanConfig::default()
             },
             max_in_flight: config.max_commits_in_flight,
+            compaction_interval: config.compaction_interval,
         };
         tasks.spawn(leader::run(
             store,

@@ -32,6 +32,7 @@ impl From<Error> for Status {
                 C::Compacted { .. } => Code::OutOfRange,
                 C::LeaseNotFound(_) => Code::FailedPrecondition,
                 C::Unavailable(_) => Code::Unavailable,
+                C::TooLarge(_) | C::NoSpace(_) => Code::ResourceExhausted,
                 C::Corrupt { .. } | C::Catalog(_) | C::Tls(_) | C::Internal(_) => Code::Internal,
             },
             Error::NotLeader | Error::ShuttingDown => Code::Unavailable,

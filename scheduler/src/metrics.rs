@@ -5,10 +5,11 @@ use std::sync::Arc;
 use axum::{extract::State, http::header, response::IntoResponse, routing::get, Router};
 use prometheus::{
     exponential_buckets, Encoder, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec,
-    IntGauge, Opts, Registry, TextEncoder,
+    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use uni_core::store::{KvStore, StoreHealth};
 
 pub struct Metrics {
     registry: Registry,
@@ -26,6 +27,13 @@ pub struct Metrics {
     pub capacity: GaugeVec,
     pub allocated: GaugeVec,
     pub nodes: GaugeVec,
+    /// The revision the leader last compacted the store to.
+    pub compacted_revision: IntGauge,
+    pub store_db_size: IntGauge,
+    /// 1 per alarm the store has raised (NOSPACE, CORRUPT).
+    pub store_alarms: IntGaugeVec,
+    /// The store's last health, for `/healthz`.
+    store_health: std::sync::Mutex<StoreHealth>,
 }
 
 fn histogram(name: &str, help: &str, start: f64) -> prometheus::Result<Histogram> {
@@ -95,9 +103,29 @@ impl Metrics {
                 Opts::new("universal_cluster_nodes", "Nodes by state."),
                 &["state"],
             )?,
+            compacted_revision: IntGauge::new(
+                format!("{p}compacted_revision"),
+                "The revision the leader last compacted the store's history to.",
+            )?,
+            store_db_size: IntGauge::new(
+                "universal_store_db_size_bytes",
+                "Size of the store's database.",
+            )?,
+            store_alarms: IntGaugeVec::new(
+                Opts::new(
+                    "universal_store_alarm",
+                    "1 while the store has raised this alarm (NOSPACE: writes fail).",
+                ),
+                &["alarm"],
+            )?,
+            store_health: Default::default(),
         };
         m.registry
             .register(Box::new(m.placement_duration.clone()))?;
+        m.registry
+            .register(Box::new(m.compacted_revision.clone()))?;
+        m.registry.register(Box::new(m.store_db_size.clone()))?;
+        m.registry.register(Box::new(m.store_alarms.clone()))?;
         m.registry.register(Box::new(m.submit_to_placed.clone()))?;
         m.registry.register(Box::new(m.commit_duration.clone()))?;
         m.registry.register(Box::new(m.queue_depth.clone()))?;
@@ -111,12 +139,73 @@ impl Metrics {
         Ok(Arc::new(m))
     }
 
+    /// Records the store's health: gauges, `/healthz`, and a log line when alarms change.
+    pub fn set_store_health(&self, health: StoreHealth) {
+        let mut last = self.store_health.lock().unwrap_or_else(|p| p.into_inner());
+        if last.alarms != health.alarms {
+            for alarm in &last.alarms {
+                self.store_alarms.with_label_values(&[alarm]).set(0);
+            }
+            if health.alarms.is_empty() {
+                tracing::info!("store alarms cleared");
+            } else {
+                tracing::error!(
+                    alarms = ?health.alarms,
+                    "the store raised alarms: writes fail until they are resolved (README: \
+                     \"The store is out of space\")"
+                );
+            }
+        }
+        for alarm in &health.alarms {
+            self.store_alarms.with_label_values(&[alarm]).set(1);
+        }
+        self.store_db_size
+            .set(i64::try_from(health.db_size_bytes).unwrap_or(i64::MAX));
+        *last = health;
+    }
+
+    /// `/healthz`'s text: "ok", or the store's alarms.
+    fn health_text(&self) -> String {
+        let h = self.store_health.lock().unwrap_or_else(|p| p.into_inner());
+        if h.alarms.is_empty() {
+            "ok".into()
+        } else {
+            format!(
+                "degraded: store alarm {}: writes fail; reads are served",
+                h.alarms.join(",")
+            )
+        }
+    }
+
     /// The exposition text.
     pub fn render(&self) -> String {
         let mut buf = Vec::new();
         // Encoding into a Vec only fails on invalid metric families, which `new` rules out.
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
         String::from_utf8_lossy(&buf).into_owned()
+    }
+}
+
+async fn health(State(m): State<Arc<Metrics>>) -> String {
+    m.health_text()
+}
+
+/// Polls the store's health into `metrics` every `period` until `cancel` fires.
+pub async fn watch_store(
+    store: Arc<dyn KvStore>,
+    metrics: Arc<Metrics>,
+    period: std::time::Duration,
+    cancel: CancellationToken,
+) {
+    loop {
+        match store.health().await {
+            Ok(h) => metrics.set_store_health(h),
+            Err(e) => tracing::debug!(error = %e, "store health unavailable"),
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(period) => {}
+        }
     }
 }
 
@@ -135,7 +224,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let app = Router::new()
         .route("/metrics", get(self::metrics))
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(health))
         .with_state(metrics);
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })

@@ -30,8 +30,13 @@ use crate::api::{
 
 /// Largest request accepted; specs are small, so anything bigger is a mistake or an attack.
 pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
-/// Largest response sent; a full page of workloads stays well below it.
-pub const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+/// Largest response sent; pages are cut by bytes well below it.
+pub const MAX_RESPONSE_BYTES: usize = uni_core::client::MAX_API_RESPONSE_BYTES;
+/// Most concurrent streams (calls and watches) on one HTTP/2 connection, as Go's gRPC servers
+/// allow; beyond it a client opens another connection or waits.
+const MAX_STREAMS_PER_CONNECTION: u32 = 256;
+/// A connection whose keepalive ping is not answered within this is closed, with its watches.
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 /// Pings idle connections so that dead clients (and their watches) are noticed.
 const KEEPALIVE: Duration = Duration::from_secs(30);
 
@@ -137,6 +142,9 @@ pub async fn serve(
     info!(%addr, tls = tls.is_some(), "API server listening");
     let router = Server::builder()
         .http2_keepalive_interval(Some(KEEPALIVE))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+        .tcp_keepalive(Some(KEEPALIVE))
+        .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

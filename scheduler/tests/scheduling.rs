@@ -133,6 +133,23 @@ async fn inference_spreads_and_a_gang_is_placed_whole_or_not_at_all() {
         api_view.status.as_ref().map(|s| s.reason.as_str()),
         Some("Unschedulable")
     );
+    // Its event expires: it is written with a lease, of at least the event TTL.
+    let events = wait_for(
+        &store,
+        "/universal/v1/events/default/big.",
+        "an event",
+        |kvs| !kvs.is_empty(),
+    )
+    .await;
+    for kv in &events {
+        assert_ne!(
+            kv.lease, 0,
+            "event {} has no lease and would never go",
+            kv.key
+        );
+        let ttl = store.lease_keep_alive(kv.lease).await.expect("lease alive");
+        assert!(ttl.as_secs() >= 3600, "event lease TTL {ttl:?}");
+    }
 
     // Capacity appears: the whole gang is placed at once.
     let extra = node("gpu-3", 16, 64, 2, "NVIDIA A100-SXM4-80GB", 80);

@@ -32,6 +32,8 @@ impl From<&ClusterSummary> for pb::ClusterSummary {
             }),
             price_per_hour: s.price_per_hour,
             allocated_price_per_hour: s.allocated_price_per_hour,
+            store_alarms: s.store_alarms.clone(),
+            store_db_size_bytes: s.store_db_size_bytes,
         }
     }
 }
@@ -63,6 +65,8 @@ impl FromProto<pb::ClusterSummary> for ClusterSummary {
             workloads,
             price_per_hour: p.price_per_hour,
             allocated_price_per_hour: p.allocated_price_per_hour,
+            store_alarms: p.store_alarms.clone(),
+            store_db_size_bytes: p.store_db_size_bytes,
         }
     }
 }

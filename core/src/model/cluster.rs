@@ -66,6 +66,9 @@ pub struct ClusterSummary {
     pub price_per_hour: f64,
     /// The part of `price_per_hour` that allocations use.
     pub allocated_price_per_hour: f64,
+    /// Alarms the store raised (`NOSPACE`), sorted.
+    pub store_alarms: Vec<String>,
+    pub store_db_size_bytes: u64,
 }
 
 impl ClusterSummary {

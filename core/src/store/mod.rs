@@ -7,6 +7,7 @@ mod embedded;
 mod etcd;
 pub mod keys;
 mod lease;
+pub mod pager;
 pub mod remote;
 mod types;
 pub mod watcher;
@@ -16,8 +17,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 pub use embedded::{EmbeddedOptions, EmbeddedStore};
-pub use etcd::{EtcdOptions, EtcdStore};
+pub use etcd::{EtcdOptions, EtcdStore, MAX_RESPONSE_BYTES as ETCD_MAX_RESPONSE_BYTES};
 pub use lease::LeaseKeeper;
+pub use pager::Pager;
 pub use remote::RemoteStore;
 pub use types::*;
 pub use watcher::Watcher;
@@ -62,6 +64,12 @@ pub trait KvStore: Send + Sync + 'static {
 
     /// Drops history older than `revision`; watches from before it then fail.
     async fn compact(&self, revision: Revision) -> Result<()>;
+
+    /// The store's size and raised alarms (`NOSPACE`: writes fail until space is freed).
+    /// Stores that cannot tell report nothing.
+    async fn health(&self) -> Result<StoreHealth> {
+        Ok(StoreHealth::default())
+    }
 }
 
 /// The next key after every key starting with `prefix` (etcd's range end for a prefix).

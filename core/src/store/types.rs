@@ -45,6 +45,15 @@ pub struct RangeResponse {
     pub revision: Revision,
 }
 
+/// What [`KvStore::health`](super::KvStore::health) reports.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreHealth {
+    /// Size of the backing database (etcd's `dbSize` of the member asked, or the file).
+    pub db_size_bytes: u64,
+    /// Raised alarms, e.g. `NOSPACE`, sorted.
+    pub alarms: Vec<String>,
+}
+
 /// What a compare in a transaction looks at.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CompareTarget {

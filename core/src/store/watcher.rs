@@ -9,7 +9,7 @@ use std::sync::Arc;
 use futures::StreamExt;
 use tokio::time::Instant;
 
-use super::{EventKind, KeyValue, KvStore, RangeOptions, Revision, WatchStream};
+use super::{EventKind, KeyValue, KvStore, Pager, Revision, WatchStream};
 use crate::backoff::Backoff;
 use crate::{Error, Result};
 
@@ -36,8 +36,8 @@ pub enum Event {
 struct Listing {
     /// The store revision the list started at.
     start: Option<Revision>,
-    /// The last key read.
-    after: Option<String>,
+    /// Where the list has got to; `None` before the first page.
+    pager: Option<Pager>,
     kvs: Vec<KeyValue>,
 }
 
@@ -54,7 +54,8 @@ pub struct Watcher {
 }
 
 impl Watcher {
-    /// Follows `prefix`, listing pages of 1,000 keys and backing off 100 ms doubling to 5 s.
+    /// Follows `prefix`, listing pages of up to 1,000 keys (fewer when values are large, see
+    /// [`Pager`]) and backing off 100 ms doubling to 5 s.
     pub fn new(store: Arc<dyn KvStore>, prefix: impl Into<String>) -> Self {
         Self {
             store,
@@ -132,24 +133,13 @@ impl Watcher {
             Some(s) => s,
             None => *self.listing.start.insert(self.store.revision().await?),
         };
-        loop {
-            let page = self
-                .store
-                .range(
-                    &self.prefix,
-                    RangeOptions {
-                        start_after: self.listing.after.clone(),
-                        limit: Some(self.page),
-                    },
-                )
-                .await?;
-            if let Some(last) = page.kvs.last() {
-                self.listing.after = Some(last.key.clone());
-            }
+        let (prefix, page) = (&self.prefix, self.page);
+        let pager = self
+            .listing
+            .pager
+            .get_or_insert_with(|| Pager::new(prefix.clone(), page));
+        while let Some(page) = pager.next(&*self.store).await? {
             self.listing.kvs.extend(page.kvs);
-            if !page.more {
-                break;
-            }
         }
         self.stream = Some(self.store.watch(&self.prefix, start + 1).await?);
         let kvs = std::mem::take(&mut self.listing).kvs;

@@ -7,6 +7,9 @@ use crate::model::ObjectMeta;
 /// Largest total size of an object's annotations (keys and values), as in Kubernetes.
 pub const MAX_ANNOTATIONS_BYTES: usize = 256 * 1024;
 
+/// Most labels on one object.
+pub const MAX_LABELS: usize = 64;
+
 /// How an object kind names itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
@@ -42,6 +45,13 @@ pub fn meta_errors(meta: &ObjectMeta, scope: Scope, path: &str, errs: &mut Field
             }
         }
     }
+    super::check_len(
+        errs,
+        &format!("{path}.labels"),
+        "labels",
+        meta.labels.len(),
+        MAX_LABELS,
+    );
     for (k, v) in &meta.labels {
         if let Err(e) = label_key(k) {
             errs.push(format!("{path}.labels"), e);

@@ -1,7 +1,7 @@
 //! The replica template: command, environment, resources and placement.
 
 use super::names::{env_var_name, label_key};
-use super::{check_le, check_name_lists, MAX_DEVICES_PER_REPLICA};
+use super::{check_bytes, check_le, check_len, check_name_lists, MAX_DEVICES_PER_REPLICA};
 use crate::error::FieldErrors;
 use crate::model::{
     AcceleratorRequest, Placement, ReplicaTemplate, Resources, TaintEffect, TolerationOperator,
@@ -21,6 +21,18 @@ pub const RESERVED_ENV: &[&str] = &[
     "PORT",
 ];
 
+/// Most entries in `command` and `args` together, and their total bytes (Linux refuses a
+/// single argument over 128 KiB too).
+pub const MAX_ARGS: usize = 1024;
+pub const MAX_ARGS_BYTES: usize = 128 * 1024;
+/// Most environment variables, and their total bytes (names and values).
+pub const MAX_ENV: usize = 1024;
+pub const MAX_ENV_BYTES: usize = 128 * 1024;
+/// Longest path (Linux's PATH_MAX).
+pub const MAX_PATH_BYTES: usize = 4096;
+/// Most tolerations of one template.
+pub const MAX_TOLERATIONS: usize = 64;
+
 pub(crate) fn template_errors(
     t: &ReplicaTemplate,
     kind: WorkloadKind,
@@ -34,6 +46,37 @@ pub(crate) fn template_errors(
         }
         Some(_) => {}
     }
+    let args = t.command.len() + t.args.len();
+    check_len(
+        errs,
+        &format!("{path}.args"),
+        "entries in command and args",
+        args,
+        MAX_ARGS,
+    );
+    let arg_bytes: usize = t.command.iter().chain(&t.args).map(String::len).sum();
+    check_bytes(
+        errs,
+        &format!("{path}.args"),
+        "command and args",
+        arg_bytes,
+        MAX_ARGS_BYTES,
+    );
+    check_len(
+        errs,
+        &format!("{path}.env"),
+        "variables",
+        t.env.len(),
+        MAX_ENV,
+    );
+    let env_bytes: usize = t.env.iter().map(|e| e.name.len() + e.value.len()).sum();
+    check_bytes(
+        errs,
+        &format!("{path}.env"),
+        "names and values",
+        env_bytes,
+        MAX_ENV_BYTES,
+    );
     for (i, e) in t.env.iter().enumerate() {
         let at = format!("{path}.env[{i}].name");
         if let Err(msg) = env_var_name(&e.name) {
@@ -47,6 +90,13 @@ pub(crate) fn template_errors(
     if !t.working_dir.is_empty() && !t.working_dir.starts_with('/') {
         errs.push(format!("{path}.working_dir"), "must be an absolute path");
     }
+    check_bytes(
+        errs,
+        &format!("{path}.working_dir"),
+        "path",
+        t.working_dir.len(),
+        MAX_PATH_BYTES,
+    );
     for (field, id) in [
         ("run_as_user", t.run_as_user),
         ("run_as_group", t.run_as_group),
@@ -138,6 +188,13 @@ fn placement_errors(p: &Placement, path: &str, errs: &mut FieldErrors) {
         &p.allowed_classes,
         "forbidden_classes",
         &p.forbidden_classes,
+    );
+    check_len(
+        errs,
+        &format!("{path}.tolerations"),
+        "tolerations",
+        p.tolerations.len(),
+        MAX_TOLERATIONS,
     );
     for (i, t) in p.tolerations.iter().enumerate() {
         let at = format!("{path}.tolerations[{i}]");

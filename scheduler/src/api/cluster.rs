@@ -67,7 +67,13 @@ impl ClusterService for ClusterApi {
     ) -> Result<Response<pb::ClusterSummary>, Status> {
         // Totals only: any authenticated caller may see them.
         self.ctx.auth.caller(&req).await?;
-        Ok(Response::new(pb::ClusterSummary::from(&self.summary())))
+        let mut summary = self.summary();
+        // The summary still answers when the store cannot say (it is then what is cached).
+        if let Ok(health) = self.ctx.store.health().await {
+            summary.store_alarms = health.alarms;
+            summary.store_db_size_bytes = health.db_size_bytes;
+        }
+        Ok(Response::new(pb::ClusterSummary::from(&summary)))
     }
 
     async fn get_version(

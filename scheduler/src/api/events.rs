@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 use uni_core::convert::event_type_filter;
@@ -95,7 +94,7 @@ impl EventApi {
         &self,
         req: pb::WatchEventsRequest,
         visible: Visible,
-    ) -> Result<ReceiverStream<Result<pb::WatchEventsResponse, Status>>> {
+    ) -> std::result::Result<watch::Responses<pb::WatchEventsResponse>, Status> {
         let filter = Filter::parse(req.filter)?;
         let request = WatchRequest {
             prefix: filter.prefix.clone(),
@@ -114,8 +113,7 @@ impl EventApi {
                     resource_version: rev,
                 },
             );
-        let store = self.ctx.store.clone();
-        watch::start(store, request, respond, self.shutdown.clone()).await
+        watch::start(&self.ctx, request, respond, self.shutdown.clone()).await
     }
 }
 
@@ -143,7 +141,7 @@ impl EventService for EventApi {
         Ok(Response::new(self.list(req, visible).await?))
     }
 
-    type WatchEventsStream = ReceiverStream<Result<pb::WatchEventsResponse, Status>>;
+    type WatchEventsStream = watch::Responses<pb::WatchEventsResponse>;
 
     async fn watch_events(
         &self,

@@ -33,6 +33,7 @@ pub use logs::LogApi;
 pub use nodes::NodeApi;
 pub use queues::{ensure_default_queue, QueueApi};
 pub use status_view::{allocation_cost, overlay_status};
+pub use watch::ApiLimits;
 pub use workloads::WorkloadApi;
 
 /// What every service needs: the store for consistent reads and all writes, the cache for
@@ -44,4 +45,5 @@ pub struct ApiContext {
     pub store: Arc<dyn KvStore>,
     pub cache: Arc<Cache>,
     pub catalog: Arc<Catalog>,
+    pub limits: Arc<ApiLimits>,
 }

@@ -6,7 +6,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 use uni_core::model::{Allocation, DeviceUsage, Node, Resource, ResourceAmounts, Verb};
@@ -186,7 +185,7 @@ impl NodeApi {
     async fn watch(
         &self,
         req: pb::WatchNodesRequest,
-    ) -> Result<ReceiverStream<Result<pb::WatchNodesResponse, Status>>> {
+    ) -> std::result::Result<watch::Responses<pb::WatchNodesResponse>, Status> {
         let selector = args::selector("label_selector", &req.label_selector)?;
         let request = WatchRequest {
             prefix: NodeKey::prefix(),
@@ -203,8 +202,7 @@ impl NodeApi {
                     resource_version: rev,
                 },
             );
-        let store = self.ctx.store.clone();
-        watch::start(store, request, respond, self.shutdown.clone()).await
+        watch::start(&self.ctx, request, respond, self.shutdown.clone()).await
     }
 }
 
@@ -270,7 +268,7 @@ impl NodeService for NodeApi {
         Ok(Response::new(out))
     }
 
-    type WatchNodesStream = ReceiverStream<Result<pb::WatchNodesResponse, Status>>;
+    type WatchNodesStream = watch::Responses<pb::WatchNodesResponse>;
 
     async fn watch_nodes(
         &self,

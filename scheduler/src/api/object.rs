@@ -119,11 +119,29 @@ pub(crate) fn decode<T: Object>(kv: &KeyValue) -> Result<T> {
 }
 
 /// Encodes for storage. The resource version is left out: the store's revision is the truth.
+/// An object over [`MAX_OBJECT_BYTES`] is refused: the field limits keep real ones far below
+/// it, and etcd refuses requests over 1.5 MiB by default.
 fn encode<T: Object>(obj: &T) -> Result<Vec<u8>> {
     let mut obj = obj.clone();
     obj.meta_mut().resource_version = 0;
-    Ok(codec::encode(&obj)?)
+    let bytes = codec::encode(&obj)?;
+    if bytes.len() > MAX_OBJECT_BYTES {
+        return Err(uni_core::Error::invalid(
+            "spec",
+            format!(
+                "the {} is {} bytes when stored, more than the {MAX_OBJECT_BYTES} allowed; \
+                 move large data (env values, args) into files or a config store",
+                T::KIND,
+                bytes.len()
+            ),
+        )
+        .into());
+    }
+    Ok(bytes)
 }
+
+/// Largest stored object.
+pub(crate) const MAX_OBJECT_BYTES: usize = 1024 * 1024;
 
 /// `kind namespace/name` for messages.
 fn describe<T: Object>(obj: &T) -> String {

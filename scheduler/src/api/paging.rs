@@ -6,15 +6,18 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 
 use tracing::warn;
-use uni_core::store::{KvStore, RangeOptions, Revision};
+use uni_core::store::{KvStore, Pager, Revision};
 use uni_core::Error as CoreError;
 
 use super::object::{decode, Object};
+
+/// Stored bytes after which a page is cut, whatever its count.
+pub(crate) const PAGE_BYTES: usize = uni_core::store::pager::PAGE_BYTES;
 use crate::error::Result;
 
 /// Page size when the request says 0.
 pub(crate) const DEFAULT_PAGE_SIZE: usize = 500;
-/// Largest page served, whatever the request asks; keeps responses well under the size limit.
+/// Largest page served, whatever the request asks; [`list_store`] also cuts pages by bytes.
 pub(crate) const MAX_PAGE_SIZE: usize = 1000;
 
 pub(crate) fn page_size(requested: u32) -> usize {
@@ -33,8 +36,10 @@ pub(crate) struct Page<T> {
     pub revision: Revision,
 }
 
-/// Reads one page of the objects under `prefix` that pass `keep`. Values that do not decode
-/// are logged and skipped, so one bad key cannot break every listing.
+/// Reads one page of the objects under `prefix` that pass `keep`: at most `size` objects
+/// and about [`PAGE_BYTES`] of stored values, so a page of large objects stays far below the
+/// response limit. Values that do not decode are logged and skipped, so one bad key cannot
+/// break every listing.
 pub(crate) async fn list_store<T: Object>(
     store: &dyn KvStore,
     prefix: &str,
@@ -45,25 +50,24 @@ pub(crate) async fn list_store<T: Object>(
     if !token.is_empty() && !token.starts_with(prefix) {
         return Err(CoreError::invalid("page_token", "does not belong to this listing").into());
     }
-    let mut after = (!token.is_empty()).then(|| token.to_string());
+    let after = (!token.is_empty()).then(|| token.to_string());
+    let mut pager = Pager::new(prefix, size).start_after(after);
     let mut items = Vec::new();
+    let mut bytes = 0;
     let mut revision = None;
-    loop {
-        let opts = RangeOptions {
-            start_after: after.clone(),
-            limit: Some(size),
-        };
-        let resp = store.range(prefix, opts).await?;
+    while let Some(resp) = pager.next(store).await? {
         let revision = *revision.get_or_insert(resp.revision);
         let n = resp.kvs.len();
         for (i, kv) in resp.kvs.iter().enumerate() {
-            after = Some(kv.key.clone());
             match decode::<T>(kv) {
-                Ok(obj) if keep(&obj) => items.push(obj),
+                Ok(obj) if keep(&obj) => {
+                    items.push(obj);
+                    bytes += kv.value.len();
+                }
                 Ok(_) => {}
                 Err(e) => warn!(key = %kv.key, error = %e, "list: skipping bad value"),
             }
-            if items.len() == size {
+            if items.len() == size || bytes >= PAGE_BYTES {
                 let more = i + 1 < n || resp.more;
                 let next_token = if more { kv.key.clone() } else { String::new() };
                 return Ok(Page {
@@ -73,14 +77,12 @@ pub(crate) async fn list_store<T: Object>(
                 });
             }
         }
-        if !resp.more || n == 0 {
-            return Ok(Page {
-                items,
-                next_token: String::new(),
-                revision,
-            });
-        }
     }
+    Ok(Page {
+        items,
+        next_token: String::new(),
+        revision: revision.unwrap_or_default(),
+    })
 }
 
 /// One page of a sorted in-memory map (the cache), by key; the token is the last key served.

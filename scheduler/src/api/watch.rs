@@ -2,30 +2,78 @@
 //! and DELETED events of decoded objects, filtered per request.
 //!
 //! Semantics (`WatchWorkloadsRequest`): from resource_version 0, every current object is sent as
-//! ADDED (one consistent read), then changes after that read; from N > 0, changes after N.
-//! Store deletes carry no value, so the engine remembers the last state of every object under
-//! the prefix (seeded by one read) to send with DELETED and to filter it. An object that stops
-//! matching the filter is sent as DELETED, one that starts matching as ADDED, as Kubernetes
-//! does. Compacted history ends the stream with OUT_OF_RANGE.
+//! ADDED, then changes after that list; from N > 0, changes after N. The list is read in pages
+//! (sized by bytes, [`Pager`]) while the store watch already runs from the revision of the
+//! first page, so a change made while later pages are read is either in its page or sent after
+//! it, never both: an event no newer than what was listed for its key is dropped.
+//! Store deletes carry no value, so the engine remembers the last state of every matching
+//! object (and only the revision of the others) to send with DELETED and to filter it. An
+//! object that stops matching the filter is sent as DELETED, one that starts matching as ADDED,
+//! as Kubernetes does. Compacted history ends the stream with OUT_OF_RANGE.
+//!
+//! Limits: the number of open watches is capped ([`ApiLimits`]); a client that stops reading
+//! for [`ApiLimits::stall`] is ended with RESOURCE_EXHAUSTED after what was buffered, and
+//! re-lists, instead of holding the store watch back.
 
 use std::collections::HashMap;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
-use futures::StreamExt;
-use tokio::sync::mpsc;
+use futures::{Stream, StreamExt};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
 use tracing::{debug, warn};
-use uni_core::store::{EventKind, KeyValue, KvStore, RangeOptions, Revision, WatchEvent};
+use uni_core::store::{EventKind, KeyValue, Pager, Revision, WatchEvent};
 use uni_core::Error as CoreError;
 use uni_proto::v1::WatchEventType;
 
 use super::object::{decode, Object};
+use super::ApiContext;
 use crate::error::{Error, Result};
 
-/// Events buffered per watcher before the store watch waits for a slow client.
+/// Events buffered per watcher before the watch waits for a slow client.
 const BUFFER: usize = 128;
+/// Keys per page of the initial list (fewer when values are large).
+const LIST_PAGE: usize = 500;
+
+/// Caps on watches, shared by every service of a replica.
+#[derive(Debug)]
+pub struct ApiLimits {
+    watches: Arc<Semaphore>,
+    max_watches: usize,
+    /// How long a watch waits for a client that reads nothing before ending it.
+    pub stall: Duration,
+}
+
+impl ApiLimits {
+    pub fn new(max_watches: usize, stall: Duration) -> Self {
+        Self {
+            watches: Arc::new(Semaphore::new(max_watches)),
+            max_watches,
+            stall,
+        }
+    }
+
+    /// A slot for one more watch, held for its life.
+    pub(crate) fn watch_slot(&self) -> Result<OwnedSemaphorePermit, Status> {
+        self.watches.clone().try_acquire_owned().map_err(|_| {
+            Status::resource_exhausted(format!(
+                "this replica serves at most {} watches and all are open; retry later or \
+                 connect to another replica",
+                self.max_watches
+            ))
+        })
+    }
+}
+
+impl Default for ApiLimits {
+    fn default() -> Self {
+        Self::new(10_000, Duration::from_secs(30))
+    }
+}
 
 /// What one watch request asks for.
 pub(crate) struct WatchRequest<T> {
@@ -43,56 +91,88 @@ pub(crate) struct WatchRequest<T> {
 /// Builds a response message from an event type, its object (None for BOOKMARK) and revision.
 pub(crate) type Respond<T, R> = Arc<dyn Fn(WatchEventType, Option<T>, Revision) -> R + Send + Sync>;
 
-/// Starts a watch; request problems (bad revision, compacted history) fail the call itself,
-/// later ones end the stream with an error status.
+/// The responses of one watch.
+pub(crate) type Responses<R> = Pin<Box<dyn Stream<Item = Result<R, Status>> + Send>>;
+
+/// Starts a watch; request problems (bad revision, compacted history, no free slot) fail the
+/// call itself, later ones end the stream with an error status.
 pub(crate) async fn start<T: Object, R: Send + 'static>(
-    store: Arc<dyn KvStore>,
+    ctx: &ApiContext,
     req: WatchRequest<T>,
     respond: Respond<T, R>,
     shutdown: CancellationToken,
-) -> Result<ReceiverStream<Result<R, Status>>> {
+) -> Result<Responses<R>, Status> {
     if req.resource_version < 0 {
-        return Err(CoreError::invalid("resource_version", "must not be negative").into());
+        return Err(Error::from(CoreError::invalid(
+            "resource_version",
+            "must not be negative",
+        ))
+        .into());
     }
-    // One unpaged read is one consistent snapshot: the initial list, and the last known state
-    // of every object for later deletes.
-    let snapshot = store.range(&req.prefix, RangeOptions::default()).await?;
+    let (store, limits) = (ctx.store.clone(), &ctx.limits);
+    let slot = limits.watch_slot()?;
+    let mut pager = Pager::new(req.prefix.clone(), LIST_PAGE);
+    let first = pager
+        .next(&*store)
+        .await
+        .map_err(Error::from)?
+        .unwrap_or_default();
     let from = if req.resource_version == 0 {
-        snapshot.revision + 1
+        first.revision + 1
     } else {
         req.resource_version + 1
     };
-    let stream = store.watch(&req.prefix, from).await?;
-
+    let stream = store.watch(&req.prefix, from).await.map_err(Error::from)?;
+    let listed = (req.resource_version == 0).then_some(first.revision);
     let mut engine = Engine {
         known: HashMap::new(),
+        listing: listed.is_some(),
         req,
     };
-    let mut initial = Vec::new();
-    for kv in &snapshot.kvs {
-        let Some(obj) = engine.decode(kv) else {
-            continue;
-        };
-        if engine.req.resource_version == 0 && (engine.req.matches)(&obj) {
-            initial.push((WatchEventType::Added, obj.clone(), kv.mod_revision));
-        }
-        engine.known.insert(kv.key.clone(), obj);
-    }
-    let bookmark = (engine.req.resource_version == 0 && engine.req.allow_bookmarks)
-        .then_some(snapshot.revision);
 
     let (tx, rx) = mpsc::channel(BUFFER);
-    // The task ends when the client goes away, the store watch fails or the server shuts down;
-    // the server's graceful shutdown waits for the stream it feeds, and so for the task.
+    let (fell_behind, ended) = oneshot::channel::<Status>();
+    let out = Out {
+        tx,
+        shutdown: shutdown.clone(),
+        stall: limits.stall,
+        fell_behind: Some(fell_behind),
+    };
+    // The task ends when the client goes away, the store watch fails, the client falls
+    // behind or the server shuts down; the server's graceful shutdown waits for the stream it
+    // feeds, and so for the task.
     tokio::spawn(async move {
-        let emit = |item| send(&tx, item, &shutdown);
-        for (ty, obj, rev) in initial {
-            if !emit(Ok(respond(ty, Some(obj), rev))).await {
-                return;
+        let _slot = slot;
+        let mut out = out;
+        let mut page = Some(first);
+        while let Some(p) = page.take() {
+            for kv in &p.kvs {
+                if let Some(obj) = engine.seed(kv) {
+                    if !out
+                        .send(Ok(respond(
+                            WatchEventType::Added,
+                            Some(obj),
+                            kv.mod_revision,
+                        )))
+                        .await
+                    {
+                        return;
+                    }
+                }
             }
+            page = match pager.next(&*store).await {
+                Ok(next) => next,
+                Err(e) => {
+                    out.send(Err(Error::from(e).into())).await;
+                    return;
+                }
+            };
         }
-        if let Some(rev) = bookmark {
-            if !emit(Ok(respond(WatchEventType::Bookmark, None, rev))).await {
+        if let (Some(rev), true) = (listed, engine.req.allow_bookmarks) {
+            if !out
+                .send(Ok(respond(WatchEventType::Bookmark, None, rev)))
+                .await
+            {
                 return;
             }
         }
@@ -100,10 +180,10 @@ pub(crate) async fn start<T: Object, R: Send + 'static>(
         loop {
             let batch = tokio::select! {
                 _ = shutdown.cancelled() => {
-                    let _ = tx.try_send(Err(Error::ShuttingDown.into()));
+                    let _ = out.tx.try_send(Err(Error::ShuttingDown.into()));
                     return;
                 }
-                _ = tx.closed() => {
+                _ = out.tx.closed() => {
                     debug!(prefix = %engine.req.prefix, "watch: client went away");
                     return;
                 }
@@ -112,43 +192,75 @@ pub(crate) async fn start<T: Object, R: Send + 'static>(
             let events = match batch {
                 Some(Ok(events)) => events,
                 Some(Err(e)) => {
-                    let _ = emit(Err(Error::from(e).into())).await;
+                    out.send(Err(Error::from(e).into())).await;
                     return;
                 }
                 None => {
                     let ended = CoreError::Unavailable("store watch ended".into());
-                    let _ = emit(Err(Error::from(ended).into())).await;
+                    out.send(Err(Error::from(ended).into())).await;
                     return;
                 }
             };
             for event in &events {
                 if let Some((ty, obj, rev)) = engine.apply(event) {
-                    if !emit(Ok(respond(ty, Some(obj), rev))).await {
+                    if !out.send(Ok(respond(ty, Some(obj), rev))).await {
                         return;
                     }
                 }
             }
         }
     });
-    Ok(ReceiverStream::new(rx))
+    // After the buffered responses, the reason the watch was ended, if it fell behind.
+    let reason = futures::stream::once(ended).filter_map(|r| async move { r.ok().map(Err) });
+    Ok(Box::pin(ReceiverStream::new(rx).chain(reason)))
 }
 
-/// Sends one item; false once the client has gone, or when the server shuts down while a
-/// slow client keeps the buffer full.
-async fn send<R>(
-    tx: &mpsc::Sender<Result<R, Status>>,
-    item: Result<R, Status>,
-    shutdown: &CancellationToken,
-) -> bool {
-    tokio::select! {
-        sent = tx.send(item) => sent.is_ok(),
-        _ = shutdown.cancelled() => false,
+/// The sending side of one watch.
+struct Out<R> {
+    tx: mpsc::Sender<Result<R, Status>>,
+    shutdown: CancellationToken,
+    stall: Duration,
+    fell_behind: Option<oneshot::Sender<Status>>,
+}
+
+impl<R> Out<R> {
+    /// Sends one item; false once the client has gone, when the server shuts down while a slow
+    /// client keeps the buffer full, or when the client read nothing for `stall` (it is then
+    /// told, after what it was sent, to list again).
+    async fn send(&mut self, item: Result<R, Status>) -> bool {
+        tokio::select! {
+            sent = tokio::time::timeout(self.stall, self.tx.send(item)) => match sent {
+                Ok(sent) => sent.is_ok(),
+                Err(_) => {
+                    warn!(stall = ?self.stall, "watch: client stopped reading; ending its watch");
+                    if let Some(tell) = self.fell_behind.take() {
+                        let _ = tell.send(Status::resource_exhausted(format!(
+                            "watch fell behind: the client read nothing for {}s with {BUFFER} \
+                             events waiting; list again and watch from the listed \
+                             resource_version",
+                            self.stall.as_secs()
+                        )));
+                    }
+                    false
+                }
+            },
+            _ = self.shutdown.cancelled() => false,
+        }
     }
+}
+
+/// What the engine remembers of a key: its last revision, and its object when it matched.
+struct Seen<T> {
+    revision: Revision,
+    matching: Option<T>,
 }
 
 /// The per-watch memory of what each key last held, and the event each change becomes.
 struct Engine<T> {
-    known: HashMap<String, T>,
+    known: HashMap<String, Seen<T>>,
+    /// The client got a list (resource_version 0): events no newer than a listed key's
+    /// revision are already reflected, and keys never listed are unknown to the client.
+    listing: bool,
     req: WatchRequest<T>,
 }
 
@@ -159,19 +271,46 @@ impl<T: Object> Engine<T> {
             .ok()
     }
 
+    /// Remembers a listed key; returns its object when the client gets it as ADDED.
+    fn seed(&mut self, kv: &KeyValue) -> Option<T> {
+        let obj = self.decode(kv)?;
+        let matching = (self.req.matches)(&obj).then_some(obj);
+        self.known.insert(
+            kv.key.clone(),
+            Seen {
+                revision: kv.mod_revision,
+                matching: matching.clone(),
+            },
+        );
+        matching.filter(|_| self.listing)
+    }
+
     /// The event to send for one store change, if any.
     fn apply(&mut self, event: &WatchEvent) -> Option<(WatchEventType, T, Revision)> {
         let kv = &event.kv;
         let rev = kv.mod_revision;
+        let seen = self.known.get(&kv.key);
+        if self.listing && seen.is_some_and(|s| rev <= s.revision) {
+            // Listed after this change happened.
+            return None;
+        }
         match event.kind {
             EventKind::Put => {
                 let obj = self.decode(kv)?;
                 let now = (self.req.matches)(&obj);
-                let before = self.known.get(&kv.key).map(|o| (self.req.matches)(o));
-                self.known.insert(kv.key.clone(), obj.clone());
+                let before = seen.map(|s| s.matching.is_some());
+                self.known.insert(
+                    kv.key.clone(),
+                    Seen {
+                        revision: rev,
+                        matching: now.then(|| obj.clone()),
+                    },
+                );
                 let ty = match (now, before) {
                     (true, _) if kv.create_revision == kv.mod_revision => WatchEventType::Added,
                     (true, Some(false)) => WatchEventType::Added,
+                    // Created while the list was read, after its page: new to the client.
+                    (true, None) if self.listing => WatchEventType::Added,
                     (true, _) => WatchEventType::Modified,
                     // It left the client's selection: for the client it is gone.
                     (false, Some(true)) => WatchEventType::Deleted,
@@ -181,8 +320,9 @@ impl<T: Object> Engine<T> {
             }
             EventKind::Delete => {
                 let last = match self.known.remove(&kv.key) {
-                    Some(obj) => (self.req.matches)(&obj).then_some(obj)?,
-                    None if self.req.narrowed => return None,
+                    Some(seen) => seen.matching?,
+                    // The client never had it.
+                    None if self.listing || self.req.narrowed => return None,
                     None => T::from_key(&kv.key)?,
                 };
                 let mut last = last;
@@ -226,6 +366,7 @@ mod tests {
     fn engine(narrowed: bool) -> Engine<Queue> {
         Engine {
             known: HashMap::new(),
+            listing: false,
             req: WatchRequest {
                 prefix: QueueKey::prefix(),
                 resource_version: 0,
@@ -234,6 +375,38 @@ mod tests {
                 narrowed,
             },
         }
+    }
+
+    #[tokio::test]
+    async fn a_client_that_stops_reading_is_told_to_list_again() {
+        let (tx, mut rx) = mpsc::channel(1);
+        let (fell_behind, mut reason) = oneshot::channel();
+        let mut out = Out {
+            tx,
+            shutdown: CancellationToken::new(),
+            stall: Duration::from_millis(20),
+            fell_behind: Some(fell_behind),
+        };
+        assert!(out.send(Ok(1)).await, "fits the buffer");
+        assert!(!out.send(Ok(2)).await, "nobody reads: the watch ends");
+        let status = reason.try_recv().expect("a reason was given");
+        assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+        assert!(status.message().contains("list again"), "{status:?}");
+        assert_eq!(
+            rx.recv().await.map(|r| r.ok()),
+            Some(Some(1)),
+            "buffered items still arrive"
+        );
+    }
+
+    #[test]
+    fn watch_slots_run_out() {
+        let limits = ApiLimits::new(1, Duration::from_secs(1));
+        let held = limits.watch_slot().expect("first");
+        let refused = limits.watch_slot().expect_err("second");
+        assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
+        drop(held);
+        let _again = limits.watch_slot().expect("freed");
     }
 
     fn ty(e: Option<(WatchEventType, Queue, Revision)>) -> Option<(WatchEventType, Revision)> {
@@ -257,5 +430,29 @@ mod tests {
         let mut wide = engine(false);
         let (t, last, _) = wide.apply(&delete("other", 8)).expect("deleted");
         assert_eq!((t, last.meta.name.as_str()), (Deleted, "other"));
+    }
+
+    #[test]
+    fn changes_already_listed_are_not_sent_twice() {
+        use WatchEventType::*;
+        let mut e = engine(false);
+        e.listing = true;
+        // Page 2 was read at revision 9 and held q at revision 7; the watch runs from 5.
+        assert!(e.seed(&put("q", "a", 3, 7).kv).is_some());
+        assert!(
+            e.seed(&put("x", "b", 4, 4).kv).is_none(),
+            "x does not match"
+        );
+        assert_eq!(
+            ty(e.apply(&put("q", "a", 3, 6))),
+            None,
+            "older than the list"
+        );
+        assert_eq!(ty(e.apply(&put("q", "a", 3, 7))), None, "what was listed");
+        assert_eq!(ty(e.apply(&put("q", "a", 3, 8))), Some((Modified, 8)));
+        // Created and deleted while the list was read, never listed: the client never had it.
+        assert_eq!(ty(e.apply(&put("n", "a", 6, 6))), Some((Added, 6)));
+        assert_eq!(ty(e.apply(&delete("gone", 6))), None);
+        assert_eq!(ty(e.apply(&put("x", "a", 4, 10))), Some((Added, 10)));
     }
 }

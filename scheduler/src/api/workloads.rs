@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 use uni_core::convert::{workload_from_request, workload_kind_filter};
@@ -174,14 +173,14 @@ impl WorkloadApi {
         &self,
         req: pb::WatchWorkloadsRequest,
         visible: Visible,
-    ) -> Result<ReceiverStream<Result<pb::WatchWorkloadsResponse, Status>>> {
+    ) -> std::result::Result<watch::Responses<pb::WatchWorkloadsResponse>, Status> {
         let prefix = if req.all_namespaces {
             WorkloadKey::prefix()
         } else {
             WorkloadKey::namespace_prefix(&args::namespace(&req.namespace)?)
         };
         let selector = args::selector("label_selector", &req.label_selector)?;
-        let kind = workload_kind_filter(req.kind)?;
+        let kind = workload_kind_filter(req.kind).map_err(crate::error::Error::from)?;
         let narrowed = !selector.is_empty() || kind.is_some() || visible.is_narrow();
         let request = WatchRequest {
             prefix,
@@ -209,8 +208,7 @@ impl WorkloadApi {
                 resource_version: rev,
             }
         });
-        let store = self.ctx.store.clone();
-        watch::start(store, request, respond, self.shutdown.clone()).await
+        watch::start(&self.ctx, request, respond, self.shutdown.clone()).await
     }
 }
 
@@ -337,7 +335,7 @@ impl WorkloadService for WorkloadApi {
         Ok(Response::new(w))
     }
 
-    type WatchWorkloadsStream = ReceiverStream<Result<pb::WatchWorkloadsResponse, Status>>;
+    type WatchWorkloadsStream = watch::Responses<pb::WatchWorkloadsResponse>;
 
     async fn watch_workloads(
         &self,

@@ -1,6 +1,7 @@
 //! Leader-only work. Every replica campaigns; the one elected runs the scheduling loop (which
 //! also drives node lifecycle) until it is cancelled or loses its lease, then steps down.
 
+mod compaction;
 pub mod election;
 
 use std::sync::Arc;
@@ -21,6 +22,8 @@ pub struct LeaderConfig {
     pub lease_ttl: Duration,
     pub plan: PlanConfig,
     pub max_in_flight: usize,
+    /// How often the leader compacts the store; zero for never.
+    pub compaction_interval: Duration,
 }
 
 /// Campaigns and leads, over and over, until `cancel` fires.
@@ -73,11 +76,20 @@ pub async fn run(
             st.mark_all_dirty();
         }
         let lost = leadership.lost();
+        let term = cancel.child_token();
+        let compactor = tokio::spawn(compaction::run(
+            store.clone(),
+            metrics.clone(),
+            config.compaction_interval,
+            term.clone(),
+        ));
         let outcome = tokio::select! {
             // On cancel the loop finishes its commits in flight and returns.
             r = scheduler.run(&mut planner, leadership.fence(), cancel.clone()) => r,
             _ = lost.cancelled() => Err(Error::NotLeader),
         };
+        term.cancel();
+        let _ = compactor.await;
         metrics.is_leader.set(0);
         match outcome {
             Ok(()) => info!("stepping down"),

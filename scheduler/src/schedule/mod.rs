@@ -58,6 +58,7 @@ impl Scheduler {
                 return Ok(());
             }
             // Register for change notifications before planning, so none is missed.
+            planner.refresh_event_lease(&*self.store).await;
             let changed = self.cache.changed();
             tokio::pin!(changed);
             changed.as_mut().enable();

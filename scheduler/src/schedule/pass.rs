@@ -8,7 +8,7 @@ use uni_core::model::{
     Allocation, Event, EventType, ObjectMeta, ObjectRef, UnixMillis, Workload, WorkloadRef,
 };
 use uni_core::store::keys::{EventKey, TypedKey, WorkloadKey};
-use uni_core::store::{codec, Compare, CompareOp, Txn, TxnOp};
+use uni_core::store::{codec, Compare, CompareOp, LeaseId, Txn, TxnOp};
 use uni_placement::{Mix, Policy};
 
 use super::backoff::Backoffs;
@@ -44,6 +44,8 @@ pub struct Pass<'a> {
     pub mix: &'a Mix,
     pub backoffs: &'a mut Backoffs,
     pub events: &'a mut EventLog,
+    /// Lease events are attached to, so they expire; 0 for none.
+    pub event_lease: LeaseId,
     pub metrics: &'a Metrics,
 }
 
@@ -85,10 +87,11 @@ impl Pass<'_> {
             },
         };
         match codec::encode(&event) {
-            Ok(bytes) => self
-                .plan
-                .singles
-                .push(Txn::new().and_then([TxnOp::put(key, bytes)])),
+            Ok(bytes) => self.plan.singles.push(Txn::new().and_then([TxnOp::Put {
+                key,
+                value: bytes,
+                lease: self.event_lease,
+            }])),
             Err(e) => warn!(key, error = %e, "event not recorded: cannot encode it"),
         }
     }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use uni_core::model::{UnixMillis, WorkloadRef};
+use uni_core::store::{KvStore, LeaseId};
 use uni_placement::learn::MixLearner;
 use uni_placement::Policy;
 
@@ -25,6 +26,8 @@ pub struct PlanConfig {
     pub max_placements: usize,
     pub backoff_initial: Duration,
     pub backoff_max: Duration,
+    /// How long an event is kept after its last occurrence.
+    pub event_ttl: Duration,
 }
 
 impl Default for PlanConfig {
@@ -34,6 +37,7 @@ impl Default for PlanConfig {
             max_placements: 512,
             backoff_initial: Duration::from_secs(1),
             backoff_max: Duration::from_secs(60),
+            event_ttl: Duration::from_secs(3600),
         }
     }
 }
@@ -47,6 +51,8 @@ pub struct Planner {
     pub learner: MixLearner,
     /// Events written so far, so repeats update one event.
     events: EventLog,
+    /// The lease events are written with, and when it was granted.
+    event_lease: Option<(LeaseId, Instant)>,
 }
 
 impl Planner {
@@ -59,6 +65,29 @@ impl Planner {
             metrics,
             backoffs,
             events: EventLog::default(),
+            event_lease: None,
+        }
+    }
+
+    /// Makes sure events have a lease to expire with. Events share one lease, granted for
+    /// the TTL plus a tenth and replaced after a tenth, so each lives at least `event_ttl`
+    /// after its last write (as kube-apiserver reuses event leases). Without a store the
+    /// events of the next pass are written without one rather than lost.
+    pub async fn refresh_event_lease(&mut self, store: &dyn KvStore) {
+        let ttl = self.config.event_ttl;
+        let reuse = ttl / 10;
+        if self
+            .event_lease
+            .is_some_and(|(_, granted)| granted.elapsed() < reuse)
+        {
+            return;
+        }
+        match store.lease_grant(ttl + reuse).await {
+            Ok(id) => self.event_lease = Some((id, Instant::now())),
+            Err(e) => {
+                tracing::warn!(error = %e, "no lease for events; writing them without one");
+                self.event_lease = None;
+            }
         }
     }
 
@@ -77,6 +106,7 @@ impl Planner {
             mix: self.learner.mix(),
             backoffs: &mut self.backoffs,
             events: &mut self.events,
+            event_lease: self.event_lease.map_or(0, |(id, _)| id),
             metrics: &self.metrics,
         };
         let node_wake = lifecycle::run(&mut pass, st, now);

@@ -56,6 +56,7 @@ impl Api {
             store: store.clone(),
             cache: cache.clone(),
             catalog,
+            limits: Default::default(),
         };
         let server = tokio::spawn(serve(listener, None, ctx, shutdown.clone()));
         let channel = Endpoint::from_shared(format!("http://{addr}"))

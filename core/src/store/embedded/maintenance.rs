@@ -1,6 +1,8 @@
 //! The embedded store's background task: expires leases and compacts old history.
 //! It is owned by the store, which cancels and joins it on close.
 
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 
 use tokio::time::{sleep_until, Instant};
@@ -8,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use super::{lock, Inner};
+use crate::store::Revision;
 use crate::Error;
 
 pub(super) async fn run(inner: Weak<Inner>, cancel: CancellationToken) {
@@ -15,12 +18,23 @@ pub(super) async fn run(inner: Weak<Inner>, cancel: CancellationToken) {
         return;
     };
     let mut next_compaction = Instant::now() + interval;
+    // (when, revision) seen at each compaction: the revision history_age ago.
+    let mut seen: VecDeque<(Instant, Revision)> = VecDeque::new();
     loop {
         let Some(store) = inner.upgrade() else { return };
         expire_leases(&store).await;
         let now = Instant::now();
         if now >= next_compaction {
-            auto_compact(&store).await;
+            seen.push_back((now, store.current()));
+            let mut by_age = 0;
+            while let Some(&(at, rev)) = seen.front() {
+                if now.duration_since(at) < store.opts.history_age {
+                    break;
+                }
+                by_age = rev;
+                seen.pop_front();
+            }
+            auto_compact(&store, by_age).await;
             next_compaction = now + interval;
         }
         let wake = lock(&store.leases)
@@ -54,13 +68,21 @@ async fn expire_leases(store: &Arc<Inner>) {
     }
 }
 
-async fn auto_compact(store: &Arc<Inner>) {
-    let target = store.current() - store.opts.history_revisions;
-    if target <= store.compacted.load(std::sync::atomic::Ordering::Acquire) {
-        return;
-    }
+/// Compacts to the newest of: `history_revisions` back, `history_bytes` of values back, and
+/// `by_age` (the revision seen `history_age` ago).
+async fn auto_compact(store: &Arc<Inner>, by_age: Revision) {
     let s = store.clone();
-    if let Ok(Err(e)) = tokio::task::spawn_blocking(move || s.compact(target)).await {
+    let done = tokio::task::spawn_blocking(move || {
+        let by_count = s.current() - s.opts.history_revisions;
+        let by_bytes = s.keep_within_bytes(s.opts.history_bytes)?;
+        let target = by_count.max(by_bytes).max(by_age).min(s.current());
+        if target <= s.compacted.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        s.compact(target)
+    })
+    .await;
+    if let Ok(Err(e)) = done {
         warn!(error = %e, "automatic compaction failed");
     }
 }

@@ -22,17 +22,22 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    KeyValue, KvStore, LeaseId, RangeOptions, RangeResponse, Revision, Txn, TxnResponse,
-    WatchEvent, WatchStream,
+    KeyValue, KvStore, LeaseId, RangeOptions, RangeResponse, Revision, StoreHealth, Txn,
+    TxnResponse, WatchEvent, WatchStream,
 };
 use crate::{Error, Result};
 use record::decode_record;
 use tables::*;
 
+/// How much watch history is kept. Automatic compaction drops what is beyond any one bound.
 #[derive(Debug, Clone)]
 pub struct EmbeddedOptions {
-    /// Revisions of watch history kept; older ones are compacted automatically.
+    /// Most revisions kept.
     pub history_revisions: i64,
+    /// Most bytes of logged values kept.
+    pub history_bytes: u64,
+    /// Revisions older than this are dropped (measured from when this process saw them).
+    pub history_age: Duration,
     /// How often automatic compaction runs.
     pub compaction_interval: Duration,
 }
@@ -41,6 +46,8 @@ impl Default for EmbeddedOptions {
     fn default() -> Self {
         Self {
             history_revisions: 100_000,
+            history_bytes: 64 << 20,
+            history_age: Duration::from_secs(3600),
             compaction_interval: Duration::from_secs(60),
         }
     }
@@ -68,6 +75,8 @@ struct Inner {
     leases: Mutex<HashMap<LeaseId, LeaseState>>,
     leases_changed: Notify,
     opts: EmbeddedOptions,
+    /// A write failed for lack of space: reported as the NOSPACE alarm.
+    no_space: std::sync::atomic::AtomicBool,
 }
 
 pub struct EmbeddedStore {
@@ -120,6 +129,7 @@ impl EmbeddedStore {
             leases: Mutex::new(leases),
             leases_changed: Notify::new(),
             opts,
+            no_space: Default::default(),
         });
         let cancel = CancellationToken::new();
         let maintenance = tokio::spawn(maintenance::run(Arc::downgrade(&inner), cancel.clone()));
@@ -198,6 +208,19 @@ impl Inner {
         &self,
         f: impl FnOnce(&WriteTransaction, Revision) -> Result<(T, Vec<WatchEvent>)>,
     ) -> Result<(T, Revision)> {
+        let out = self.write_inner(f);
+        if let Err(Error::NoSpace(msg)) = &out {
+            if !self.no_space.swap(true, Ordering::AcqRel) {
+                tracing::error!(error = %msg, "embedded store is out of space: writes fail");
+            }
+        }
+        out
+    }
+
+    fn write_inner<T>(
+        &self,
+        f: impl FnOnce(&WriteTransaction, Revision) -> Result<(T, Vec<WatchEvent>)>,
+    ) -> Result<(T, Revision)> {
         let _guard = lock(&self.write_lock);
         let current = self.current();
         let rev = current + 1;
@@ -262,6 +285,21 @@ impl Inner {
         })?;
         self.compacted.store(revision, Ordering::Release);
         Ok(())
+    }
+
+    /// The oldest revision to keep so that the logged values after it take at most `bytes`.
+    fn keep_within_bytes(&self, bytes: u64) -> Result<Revision> {
+        let r = self.db.begin_read().map_err(db_err)?;
+        let log = r.open_table(LOG).map_err(db_err)?;
+        let mut total = 0u64;
+        for entry in log.iter().map_err(db_err)?.rev() {
+            let (rev, value) = entry.map_err(db_err)?;
+            total += value.value().len() as u64;
+            if total > bytes {
+                return Ok(rev.value() + 1);
+            }
+        }
+        Ok(0)
     }
 
     /// Logged events under `prefix` with revisions in `from..=to`.
@@ -425,5 +463,21 @@ impl KvStore for EmbeddedStore {
 
     async fn compact(&self, revision: Revision) -> Result<()> {
         blocking(&self.inner, move |inner| inner.compact(revision)).await
+    }
+
+    async fn health(&self) -> Result<StoreHealth> {
+        let size = tokio::fs::metadata(&self.inner.path)
+            .await
+            .map(|m| m.len())
+            .unwrap_or(0);
+        let alarms = if self.inner.no_space.load(Ordering::Acquire) {
+            vec!["NOSPACE".to_string()]
+        } else {
+            Vec::new()
+        };
+        Ok(StoreHealth {
+            db_size_bytes: size,
+            alarms,
+        })
     }
 }

@@ -21,5 +21,23 @@ pub(super) const META_COMPACTED: &str = "compacted";
 pub(super) const META_NEXT_LEASE: &str = "next_lease";
 
 pub(super) fn db_err(e: impl Into<redb::Error>) -> Error {
-    Error::Internal(format!("embedded store: {}", e.into()))
+    match e.into() {
+        redb::Error::Io(io)
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+            ) =>
+        {
+            Error::NoSpace(format!(
+                "embedded store: {io}; free space on its disk and restart uni-scheduler"
+            ))
+        }
+        // redb refuses every write after a failed one until it is reopened.
+        redb::Error::PreviousIo => Error::NoSpace(
+            "embedded store: an earlier write failed (usually a full disk); free space on its \
+             disk and restart uni-scheduler"
+                .into(),
+        ),
+        e => Error::Internal(format!("embedded store: {e}")),
+    }
 }

@@ -75,7 +75,11 @@ async fn step(state: Option<State>) -> Step {
     }
 }
 
-/// Reads logged revisions from `s.next` up to the current one, if any are pending.
+/// Revisions read from the log at a time, so a watch from far back is replayed in pieces
+/// rather than read into memory at once.
+const CATCH_UP_REVISIONS: Revision = 1000;
+
+/// Reads logged revisions from `s.next` towards the current one, if any are pending.
 /// Returns `None` when there is nothing to deliver from the log.
 fn catch_up(s: &mut State) -> Option<Result<Vec<WatchEvent>>> {
     loop {
@@ -84,12 +88,13 @@ fn catch_up(s: &mut State) -> Option<Result<Vec<WatchEvent>>> {
         if s.next > current {
             return None;
         }
-        let history = inner.history(&s.prefix, s.next, current);
+        let to = current.min(s.next + CATCH_UP_REVISIONS - 1);
+        let history = inner.history(&s.prefix, s.next, to);
         // Compaction may have run while reading: check after, so a gap is never silent.
         if let Some(err) = compacted(s.next, &inner) {
             return Some(Err(err));
         }
-        s.next = current + 1;
+        s.next = to + 1;
         match history {
             Ok(events) if events.is_empty() => continue,
             other => return Some(other),

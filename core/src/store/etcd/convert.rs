@@ -3,6 +3,7 @@
 use etcd_client::{PutOptions, ResponseHeader, TxnOpResponse};
 use tonic::Code;
 
+use crate::store::remote::wire::too_large;
 use crate::store::{
     Compare, CompareOp, CompareTarget, KeyValue, LeaseId, Revision, Txn, TxnOp, TxnOpResult,
     TxnResponse,
@@ -118,6 +119,12 @@ fn map_status(s: &tonic::Status) -> Error {
             Error::Unavailable(format!("etcd: {msg}"))
         }
         Code::NotFound => Error::NotFound(msg.to_string()),
+        Code::OutOfRange | Code::ResourceExhausted if too_large(s) => {
+            Error::TooLarge(format!("etcd: {msg}"))
+        }
+        Code::ResourceExhausted if msg.contains("space exceeded") => {
+            Error::NoSpace(format!("etcd: {msg}"))
+        }
         Code::OutOfRange if msg.contains("compacted") => Error::Compacted {
             requested: 0,
             compact_revision: 0,

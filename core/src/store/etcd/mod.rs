@@ -8,21 +8,30 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use etcd_client::{
-    Client, CompactionOptions, ConnectOptions, DeleteOptions, GetOptions, PutOptions,
+    AlarmAction, AlarmType, Client, CompactionOptions, ConnectOptions, DeleteOptions, GetOptions,
+    KvClient, PutOptions,
 };
 
 use super::{
-    prefix_end, KeyValue, KvStore, LeaseId, RangeOptions, RangeResponse, Revision, Txn,
-    TxnResponse, WatchStream,
+    prefix_end, KeyValue, KvStore, LeaseId, RangeOptions, RangeResponse, Revision, StoreHealth,
+    Txn, TxnResponse, WatchStream,
 };
 use crate::tls::client::ClientTls;
 use crate::{Error, Result};
 use convert::{from_kv, map_err, map_lease_err, revision_of, to_etcd_txn, txn_response};
 
+/// Largest KV response accepted. etcd caps each value at its request limit (1.5 MiB by
+/// default) but not a range: pages are cut by count, and a page that still comes back over
+/// this fails with [`Error::TooLarge`] so that the reader asks for a smaller one
+/// ([`super::Pager`]). tonic's default of 4 MiB would fail a page of a few large workloads.
+pub const MAX_RESPONSE_BYTES: usize = 256 << 20;
+
 /// A handle to an etcd cluster; cheap to clone (connections are shared).
 #[derive(Clone)]
 pub struct EtcdStore {
     client: Client,
+    /// The KV client with [`MAX_RESPONSE_BYTES`]; `client`'s own keeps tonic's default.
+    kv: KvClient,
 }
 
 /// How to reach a secured etcd.
@@ -87,7 +96,10 @@ impl EtcdStore {
         let client = Client::connect(endpoints, Some(connect))
             .await
             .map_err(map_err)?;
-        Ok(Self { client })
+        let kv = client
+            .kv_client()
+            .max_decoding_message_size(MAX_RESPONSE_BYTES);
+        Ok(Self { client, kv })
     }
 
     /// The underlying client, for features outside [`KvStore`] (elections, maintenance).
@@ -99,7 +111,7 @@ impl EtcdStore {
 #[async_trait]
 impl KvStore for EtcdStore {
     async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
-        let resp = self.client.clone().get(key, None).await.map_err(map_err)?;
+        let resp = self.kv.clone().get(key, None).await.map_err(map_err)?;
         resp.kvs().first().map(from_kv).transpose()
     }
 
@@ -114,7 +126,7 @@ impl KvStore for EtcdStore {
             get = get.with_limit(i64::try_from(limit).unwrap_or(i64::MAX));
         }
         let resp = self
-            .client
+            .kv
             .clone()
             .get(start, Some(get))
             .await
@@ -129,7 +141,7 @@ impl KvStore for EtcdStore {
     async fn put(&self, key: &str, value: Vec<u8>, lease: LeaseId) -> Result<Revision> {
         let opts = (lease != 0).then(|| PutOptions::new().with_lease(lease));
         let resp = self
-            .client
+            .kv
             .clone()
             .put(key, value, opts)
             .await
@@ -139,7 +151,7 @@ impl KvStore for EtcdStore {
 
     async fn delete(&self, key: &str) -> Result<(Revision, bool)> {
         let resp = self
-            .client
+            .kv
             .clone()
             .delete(key, None::<DeleteOptions>)
             .await
@@ -150,7 +162,7 @@ impl KvStore for EtcdStore {
     async fn txn(&self, txn: Txn) -> Result<TxnResponse> {
         let lease = txn_lease(&txn);
         let resp = self
-            .client
+            .kv
             .clone()
             .txn(to_etcd_txn(txn))
             .await
@@ -224,6 +236,31 @@ impl KvStore for EtcdStore {
             .await
             .map_err(map_err)?;
         Ok(())
+    }
+
+    async fn health(&self) -> Result<StoreHealth> {
+        let mut client = self.client.clone();
+        let status = client.status().await.map_err(map_err)?;
+        // Listing alarms is an admin call under etcd auth: without it, report none.
+        let alarms = client
+            .alarm(AlarmAction::Get, AlarmType::None, None)
+            .await
+            .ok();
+        let mut names: Vec<String> = alarms
+            .iter()
+            .flat_map(|a| a.alarms())
+            .map(|a| match a.alarm() {
+                AlarmType::Nospace => "NOSPACE".to_string(),
+                AlarmType::Corrupt => "CORRUPT".to_string(),
+                other => format!("{other:?}").to_ascii_uppercase(),
+            })
+            .collect();
+        names.sort();
+        names.dedup();
+        Ok(StoreHealth {
+            db_size_bytes: u64::try_from(status.db_size()).unwrap_or(0),
+            alarms: names,
+        })
     }
 }
 

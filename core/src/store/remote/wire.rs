@@ -212,6 +212,8 @@ pub fn status_of(e: &Error) -> Status {
         Error::Compacted { .. } => (Code::OutOfRange, "compacted"),
         Error::LeaseNotFound(_) => (Code::NotFound, "lease-not-found"),
         Error::Unavailable(_) => (Code::Unavailable, "unavailable"),
+        Error::TooLarge(_) => (Code::ResourceExhausted, "too-large"),
+        Error::NoSpace(_) => (Code::ResourceExhausted, "no-space"),
         Error::Corrupt { .. } | Error::Catalog(_) | Error::Tls(_) | Error::Internal(_) => {
             (Code::Internal, "internal")
         }
@@ -255,7 +257,12 @@ pub fn error_of(s: Status) -> Error {
         Some("not-found") => Error::NotFound(s.message().to_string()),
         Some("already-exists") => Error::AlreadyExists(s.message().to_string()),
         Some("invalid") => Error::invalid("request", s.message()),
+        Some("too-large") => Error::TooLarge(s.message().to_string()),
+        Some("no-space") => Error::NoSpace(s.message().to_string()),
         _ => match s.code() {
+            Code::OutOfRange | Code::ResourceExhausted if too_large(&s) => {
+                Error::TooLarge(s.message().to_string())
+            }
             Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown => {
                 Error::Unavailable(s.message().to_string())
             }
@@ -265,6 +272,11 @@ pub fn error_of(s: Status) -> Error {
             _ => Error::Internal(s.message().to_string()),
         },
     }
+}
+
+/// Whether a status is tonic refusing a message over its size limit.
+pub fn too_large(s: &Status) -> bool {
+    s.message().contains("message length too large")
 }
 
 #[cfg(test)]

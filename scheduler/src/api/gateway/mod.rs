@@ -18,7 +18,7 @@ use uni_core::store::keys::{AllocationKey, NodeKey, TypedKey};
 use uni_core::store::remote::wire::{
     events_to_wire, kv_to_wire, status_of, txn_from_wire, txn_response_to_wire,
 };
-use uni_core::store::{codec, Compare, CompareOp, LeaseId, RangeOptions, TxnOp};
+use uni_core::store::{codec, Compare, CompareOp, LeaseId, Pager, RangeOptions, TxnOp};
 use uni_core::tls::node_server_name;
 use uni_core::tls::pki::CsrUsage;
 use uni_proto::v1 as pb;
@@ -35,6 +35,9 @@ use confine::{
 pub const NODE_CERT_VALIDITY: Duration = Duration::from_secs(30 * 24 * 3600);
 /// Most leases one node may hold from this replica at once (an agent needs one).
 const MAX_LEASES_PER_NODE: usize = 16;
+/// Most keys in one range through the gateway; agents page (and their pager shrinks pages of
+/// large values below the 16 MiB the agent accepts).
+const GATEWAY_PAGE: usize = 1000;
 
 /// Whose keys a caller reaches.
 enum Scope {
@@ -78,26 +81,20 @@ impl GatewayApi {
 
     /// Whether one of `node`'s allocations runs `namespace/name`.
     async fn runs_here(&self, node: &str, namespace: &str, name: &str) -> Result<bool, Status> {
-        let prefix = AllocationKey::node_prefix(node);
-        let mut opts = RangeOptions::default();
-        loop {
-            let page = self
-                .ctx
-                .store
-                .range(&prefix, opts.clone())
-                .await
-                .map_err(|e| status_of(&e))?;
+        let mut pager = Pager::new(AllocationKey::node_prefix(node), GATEWAY_PAGE);
+        while let Some(page) = pager
+            .next(&*self.ctx.store)
+            .await
+            .map_err(|e| status_of(&e))?
+        {
             if page.kvs.iter().any(|kv| {
                 codec::decode::<Allocation>(&kv.key, &kv.value)
                     .is_ok_and(|a| a.namespace == namespace && a.workload == name)
             }) {
                 return Ok(true);
             }
-            match (page.more, page.kvs.last()) {
-                (true, Some(last)) => opts.start_after = Some(last.key.clone()),
-                _ => return Ok(false),
-            }
         }
+        Ok(false)
     }
 
     async fn may_read(&self, node: &str, key: &str) -> Result<(), Status> {
@@ -284,7 +281,12 @@ impl AgentGatewayService for GatewayApi {
         }
         let opts = RangeOptions {
             start_after: req.start_after,
-            limit: req.limit.map(|l| l as usize),
+            // Every read is paged, whatever the agent asks.
+            limit: Some(
+                req.limit
+                    .map_or(GATEWAY_PAGE, |l| usize::try_from(l).unwrap_or(GATEWAY_PAGE))
+                    .clamp(1, GATEWAY_PAGE),
+            ),
         };
         let r = self
             .ctx
@@ -338,6 +340,7 @@ impl AgentGatewayService for GatewayApi {
             }
             Scope::Fleet => None,
         };
+        let slot = self.ctx.limits.watch_slot()?;
         let stream = self
             .ctx
             .store
@@ -346,6 +349,8 @@ impl AgentGatewayService for GatewayApi {
             .map_err(|e| status_of(&e))?;
         let out = stream.filter_map(move |batch| {
             let node = node.clone();
+            // The slot is held for as long as the stream lives.
+            let _slot = &slot;
             async move {
                 match batch {
                     Ok(mut events) => {
