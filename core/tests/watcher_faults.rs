@@ -5,20 +5,16 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 use uni_core::store::watcher::Event;
-use uni_core::store::{
-    EmbeddedStore, KeyValue, KvStore, LeaseId, RangeOptions, RangeResponse, Revision, Txn,
-    TxnResponse, WatchStream, Watcher,
-};
+use uni_core::store::{EmbeddedStore, KvStore, Revision, WatchStream, Watcher};
+use uni_core::testing::{Faults, FaultyStore};
 use uni_core::{Backoff, Error, Result};
 
 const WAIT: Duration = Duration::from_secs(20);
 
-/// Delegates to a real store; `cut` ends every open watch with the error `fault` names.
+/// Ends every open watch, when `cut` is called, with the error `compacted` names.
 struct Cuttable {
-    inner: Arc<EmbeddedStore>,
     cut: Mutex<CancellationToken>,
     compacted: bool,
 }
@@ -31,25 +27,8 @@ impl Cuttable {
     }
 }
 
-#[async_trait]
-impl KvStore for Cuttable {
-    async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
-        self.inner.get(key).await
-    }
-    async fn range(&self, prefix: &str, opts: RangeOptions) -> Result<RangeResponse> {
-        self.inner.range(prefix, opts).await
-    }
-    async fn put(&self, key: &str, value: Vec<u8>, lease: LeaseId) -> Result<Revision> {
-        self.inner.put(key, value, lease).await
-    }
-    async fn delete(&self, key: &str) -> Result<(Revision, bool)> {
-        self.inner.delete(key).await
-    }
-    async fn txn(&self, txn: Txn) -> Result<TxnResponse> {
-        self.inner.txn(txn).await
-    }
-    async fn watch(&self, prefix: &str, from: Revision) -> Result<WatchStream> {
-        let stream = self.inner.watch(prefix, from).await?;
+impl Faults for Cuttable {
+    fn watch(&self, stream: WatchStream, from: Revision) -> WatchStream {
         let cut = self.cut.lock().unwrap().clone();
         let fault = if self.compacted {
             Error::Compacted {
@@ -63,34 +42,23 @@ impl KvStore for Cuttable {
             cut.cancelled().await;
             Err(fault)
         });
-        Ok(Box::pin(futures::stream::select(stream, ended)))
-    }
-    async fn lease_grant(&self, ttl: Duration) -> Result<LeaseId> {
-        self.inner.lease_grant(ttl).await
-    }
-    async fn lease_keep_alive(&self, lease: LeaseId) -> Result<Duration> {
-        self.inner.lease_keep_alive(lease).await
-    }
-    async fn lease_revoke(&self, lease: LeaseId) -> Result<()> {
-        self.inner.lease_revoke(lease).await
-    }
-    async fn revision(&self) -> Result<Revision> {
-        self.inner.revision().await
-    }
-    async fn compact(&self, revision: Revision) -> Result<()> {
-        self.inner.compact(revision).await
+        Box::pin(futures::stream::select(stream, ended))
     }
 }
 
-async fn store(compacted: bool) -> (tempfile::TempDir, Arc<Cuttable>) {
+type Store = FaultyStore<Cuttable>;
+
+async fn store(compacted: bool) -> (tempfile::TempDir, Arc<Store>) {
     let dir = tempfile::tempdir().unwrap();
     let inner = EmbeddedStore::open(dir.path().join("s.redb"))
         .await
         .unwrap();
-    let s = Arc::new(Cuttable {
+    let s = Arc::new(FaultyStore {
         inner: Arc::new(inner),
-        cut: Mutex::new(CancellationToken::new()),
-        compacted,
+        faults: Cuttable {
+            cut: Mutex::new(CancellationToken::new()),
+            compacted,
+        },
     });
     (dir, s)
 }
@@ -120,7 +88,7 @@ async fn a_failed_watch_is_reported_once_then_listed_again() {
         let mut w = Watcher::new(s.clone(), "/p/").backoff(backoff);
         assert_eq!(listed(&next(&mut w).await.unwrap()), ["/p/a", "/p/b"]);
 
-        s.cut();
+        s.faults.cut();
         let err = next(&mut w).await.unwrap_err();
         assert_eq!(matches!(err, Error::Compacted { .. }), compacted, "{err}");
         s.delete("/p/a").await.unwrap();

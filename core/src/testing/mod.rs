@@ -2,6 +2,10 @@
 //! stopped when dropped. Tests need only the `etcd` binary (Debian's `etcd-server`), or
 //! `UNIVERSAL_ETCD_BIN` pointing at one.
 
+mod faults;
+
+pub use faults::{Faults, FaultyStore};
+
 use std::fs::File;
 use std::net::TcpListener;
 use std::path::PathBuf;
