@@ -108,6 +108,9 @@ impl LogApi {
     }
 }
 
+/// How long an agent may take to start a log stream once connected.
+const OPEN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 type LogStream = Pin<Box<dyn Stream<Item = Result<pb::LogChunk, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -125,17 +128,34 @@ impl LogService for LogApi {
         if req.workload.is_empty() {
             return Err(Status::invalid_argument("workload: required"));
         }
-        let mut streams = Vec::new();
-        for (replica, node, endpoint) in self.targets(&req)? {
-            let mut client = self.agent(&node, &endpoint).await.map_err(|e| {
-                Status::unavailable(format!("agent of node {node} at {endpoint}: {e}"))
-            })?;
-            let one = pb::StreamLogsRequest {
-                replica: Some(replica),
-                ..req.clone()
-            };
-            streams.push(client.stream_logs(one).await?.into_inner());
-        }
+        // Every replica's agent at once (each connect is bounded by the channel's 5 s
+        // connect timeout, each open by OPEN_TIMEOUT), so one dead node costs one timeout.
+        let opens = self
+            .targets(&req)?
+            .into_iter()
+            .map(|(replica, node, endpoint)| {
+                let one = pb::StreamLogsRequest {
+                    replica: Some(replica),
+                    ..req.clone()
+                };
+                async move {
+                    let unreachable = |e: String| {
+                        Status::unavailable(format!("agent of node {node} at {endpoint}: {e}"))
+                    };
+                    let mut client = self
+                        .agent(&node, &endpoint)
+                        .await
+                        .map_err(|e| unreachable(e.to_string()))?;
+                    match tokio::time::timeout(OPEN_TIMEOUT, client.stream_logs(one)).await {
+                        Ok(opened) => Ok(opened?.into_inner()),
+                        Err(_) => Err(unreachable(format!(
+                            "no answer within {}s",
+                            OPEN_TIMEOUT.as_secs()
+                        ))),
+                    }
+                }
+            });
+        let streams = futures::future::try_join_all(opens).await?;
         let shutdown = self.shutdown.clone();
         let merged = futures::stream::select_all(streams)
             .take_until(async move { shutdown.cancelled().await });
