@@ -1,6 +1,7 @@
 //! Reading a run's stored output, oldest first, with the request's filters.
 
-use std::io;
+use std::collections::VecDeque;
+use std::io::{self, BufRead};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -74,44 +75,85 @@ pub fn read_run(dir: &Path, opts: &ReadOptions) -> io::Result<Vec<Entry>> {
 }
 
 /// As [`read_run`], also returning where the current file was left, to follow from there.
+/// Files are read line by line, and with `tail_lines` only the last lines are kept as they go
+/// by, so a tail of a large run holds what it returns, not the run.
 pub(super) fn read_run_at(dir: &Path, opts: &ReadOptions) -> io::Result<(Vec<Entry>, Position)> {
-    let mut entries = Vec::new();
+    let mut tail = Tail::new(opts.tail_lines);
     let mut position = Position::default();
+    let mut line = Vec::new();
     for path in run_files(dir) {
-        let bytes = match std::fs::read(&path) {
-            Ok(b) => b,
+        let file = match std::fs::File::open(&path) {
+            Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(e) => return Err(e),
         };
-        let consumed = decode_lines(&bytes, opts, &mut entries);
+        let inode = file.metadata().map(|m| m.ino()).unwrap_or(0);
+        let mut reader = io::BufReader::new(file);
+        let mut consumed = 0u64;
+        loop {
+            line.clear();
+            let n = reader.read_until(b'\n', &mut line)?;
+            // A line still being written (no newline yet) is left for the follower.
+            if n == 0 || line.last() != Some(&b'\n') {
+                break;
+            }
+            consumed += n as u64;
+            if let Some(e) = Entry::decode(&line[..n - 1]) {
+                if opts.admits(&e) {
+                    tail.push(e);
+                }
+            }
+        }
         if path.ends_with(CURRENT) {
-            let inode = std::fs::metadata(&path).map(|m| m.ino()).unwrap_or(0);
             position = Position {
                 inode,
-                offset: consumed as u64,
+                offset: consumed,
             };
         }
     }
-    if let Some(n) = opts.tail_lines {
-        let start = tail_start(&entries, n);
-        entries.drain(..start);
-    }
-    Ok((entries, position))
+    Ok((tail.into_entries(), position))
 }
 
-/// Index of the first entry of the last `n` lines (a line ends at a full entry).
-fn tail_start(entries: &[Entry], n: u32) -> usize {
-    if n == 0 {
-        return entries.len();
-    }
-    let mut starts = vec![0usize];
-    for (i, e) in entries.iter().enumerate() {
-        if e.full && i + 1 < entries.len() {
-            starts.push(i + 1);
+/// Entries kept so far: all of them, or only those of the last `n` lines.
+struct Tail {
+    entries: VecDeque<Entry>,
+    limit: Option<u32>,
+    /// Complete lines (ending at a full entry) among `entries`.
+    lines: u32,
+}
+
+impl Tail {
+    fn new(limit: Option<u32>) -> Self {
+        Self {
+            entries: VecDeque::new(),
+            limit,
+            lines: 0,
         }
     }
-    let keep = (n as usize).min(starts.len());
-    starts[starts.len() - keep]
+
+    fn push(&mut self, e: Entry) {
+        let full = e.full;
+        self.entries.push_back(e);
+        let Some(n) = self.limit else { return };
+        if full {
+            self.lines += 1;
+        }
+        // Drop the oldest line while more than n lines (counting a trailing partial one) are
+        // held.
+        let partial = u32::from(!full);
+        while self.lines + partial > n && !self.entries.is_empty() {
+            while let Some(front) = self.entries.pop_front() {
+                if front.full {
+                    self.lines -= 1;
+                    break;
+                }
+            }
+        }
+    }
+
+    fn into_entries(self) -> Vec<Entry> {
+        self.entries.into()
+    }
 }
 
 #[cfg(test)]
@@ -125,6 +167,25 @@ mod tests {
             full,
             data: data.as_bytes().to_vec(),
         }
+    }
+
+    #[test]
+    fn a_tail_keeps_only_its_last_lines_as_it_reads() {
+        let mut tail = Tail::new(Some(2));
+        for i in 0..1000 {
+            tail.push(entry(i, Stream::Stdout, true, "x"));
+            assert!(tail.entries.len() <= 2, "held {}", tail.entries.len());
+        }
+        // A line split over two entries counts once; a trailing partial line counts too.
+        tail.push(entry(1000, Stream::Stdout, false, "a"));
+        tail.push(entry(1001, Stream::Stdout, true, "b"));
+        tail.push(entry(1002, Stream::Stdout, false, "c"));
+        let kept: Vec<i64> = tail.into_entries().iter().map(|e| e.nanos).collect();
+        assert_eq!(kept, vec![1000, 1001, 1002]);
+        let mut none = Tail::new(Some(0));
+        none.push(entry(1, Stream::Stdout, false, "p"));
+        none.push(entry(2, Stream::Stdout, true, "q"));
+        assert!(none.into_entries().is_empty());
     }
 
     #[test]
