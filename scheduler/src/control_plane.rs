@@ -62,7 +62,7 @@ impl ControlPlane {
             store: store.clone(),
             cache: cache.clone(),
             catalog,
-            limits: Arc::new(ApiLimits::new(config.max_watches, Duration::from_secs(30))),
+            limits: Arc::new(ApiLimits::new(config.max_watches)),
         };
         let api_cancel = cancel.child_token();
         let tls = secured.tls;

@@ -61,8 +61,8 @@ impl Pager {
                         .iter()
                         .map(|kv| kv.key.len() + kv.value.len())
                         .sum();
-                    if let Some(n) = std::num::NonZeroUsize::new(page.kvs.len()) {
-                        let per_key = bytes.div_ceil(n.get()).max(1);
+                    if !page.kvs.is_empty() {
+                        let per_key = bytes.div_ceil(page.kvs.len()).max(1);
                         self.keys = (PAGE_BYTES / per_key).clamp(1, self.max_keys);
                     }
                     if let Some(last) = page.kvs.last() {

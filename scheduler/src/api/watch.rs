@@ -38,6 +38,8 @@ use crate::error::{Error, Result};
 const BUFFER: usize = 128;
 /// Keys per page of the initial list (fewer when values are large).
 const LIST_PAGE: usize = 500;
+/// How long a watch waits for a client that reads nothing before ending it.
+const STALL: Duration = Duration::from_secs(30);
 
 /// Caps on watches, shared by every service of a replica.
 #[derive(Debug)]
@@ -45,15 +47,15 @@ pub struct ApiLimits {
     watches: Arc<Semaphore>,
     max_watches: usize,
     /// How long a watch waits for a client that reads nothing before ending it.
-    pub stall: Duration,
+    stall: Duration,
 }
 
 impl ApiLimits {
-    pub fn new(max_watches: usize, stall: Duration) -> Self {
+    pub fn new(max_watches: usize) -> Self {
         Self {
             watches: Arc::new(Semaphore::new(max_watches)),
             max_watches,
-            stall,
+            stall: STALL,
         }
     }
 
@@ -71,7 +73,7 @@ impl ApiLimits {
 
 impl Default for ApiLimits {
     fn default() -> Self {
-        Self::new(10_000, Duration::from_secs(30))
+        Self::new(10_000)
     }
 }
 
@@ -401,7 +403,7 @@ mod tests {
 
     #[test]
     fn watch_slots_run_out() {
-        let limits = ApiLimits::new(1, Duration::from_secs(1));
+        let limits = ApiLimits::new(1);
         let held = limits.watch_slot().expect("first");
         let refused = limits.watch_slot().expect_err("second");
         assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
