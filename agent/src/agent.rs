@@ -26,6 +26,7 @@ use crate::error::{Error, Result};
 use crate::logs::LogServer;
 use crate::metrics::{self, Metrics};
 use crate::registration::{Identity, Registration};
+use crate::runtime::fence;
 use crate::runtime::{
     register_replica_metrics, FinishedRuns, OnShutdown, ReplicaHost, ReplicaTable, Runtime,
     RuntimeOptions, ShimMode, StatusReporter,
@@ -204,6 +205,7 @@ impl Agent {
         register_replica_metrics(&metrics, replicas.clone())?;
         let reporter = StatusReporter::default();
         let has_accelerators = !valued.inventory.accelerators.is_empty();
+        let (lease_state, lease) = fence::lease_channel();
         let replica_host = Arc::new(ReplicaHost {
             node: config.node_name.clone(),
             store: self.store.clone(),
@@ -218,6 +220,7 @@ impl Agent {
             base_env: ReplicaHost::inherited_env(),
             has_accelerators,
             device_nodes,
+            lease,
         });
 
         let rest_cancel = CancellationToken::new();
@@ -296,6 +299,7 @@ impl Agent {
             metrics,
             rediscover,
             revoke_on_exit: opts.on_shutdown == OnShutdown::Stop,
+            lease_state,
         };
         tasks.spawn(registration.run(rest_cancel.clone()));
         let runtime = tokio::spawn(Runtime::new(replica_host).run(runtime_cancel.clone()));

@@ -106,6 +106,13 @@ pub struct Cli {
     /// First restart delay of a crashing inference replica, doubled per crash (default 1).
     #[arg(long, env = "UNIVERSAL_AGENT_BACKOFF_SECONDS")]
     pub backoff_seconds: Option<f64>,
+    /// Stop training replicas once the node's lease has been lost this long, so no rank runs
+    /// twice after the scheduler moved it (default 10; 0: never).
+    #[arg(long, env = "UNIVERSAL_AGENT_FENCE_AFTER_SECONDS")]
+    pub fence_after_seconds: Option<u64>,
+    /// Fence inference replicas too (they start again once the lease is held).
+    #[arg(long, env = "UNIVERSAL_AGENT_FENCE_INFERENCE")]
+    pub fence_inference: bool,
     /// Stop replicas when the agent stops (default: leave them running for the next agent).
     #[arg(long, env = "UNIVERSAL_AGENT_STOP_WORKLOADS_ON_EXIT")]
     pub stop_workloads_on_exit: bool,
@@ -161,6 +168,8 @@ pub struct FileConfig {
     pub log_max_files: Option<u32>,
     pub grace_period_seconds: Option<u64>,
     pub backoff_seconds: Option<f64>,
+    pub fence_after_seconds: Option<u64>,
+    pub fence_inference: Option<bool>,
     pub stop_workloads_on_exit: Option<bool>,
     pub run_as_user: Option<u32>,
     pub run_as_group: Option<u32>,
@@ -330,6 +339,11 @@ impl Config {
             }
             agent.runtime.backoff_base = Duration::from_secs_f64(b);
         }
+        if let Some(s) = cli.fence_after_seconds.or(file.fence_after_seconds) {
+            agent.runtime.fence_after = (s > 0).then(|| Duration::from_secs(s));
+        }
+        agent.runtime.fence_inference =
+            cli.fence_inference || file.fence_inference.unwrap_or(false);
         agent.runtime.on_shutdown =
             if cli.stop_workloads_on_exit || file.stop_workloads_on_exit.unwrap_or(false) {
                 OnShutdown::Stop

@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::watch;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use uni_core::model::condition::{set_condition, types};
@@ -71,6 +73,8 @@ pub struct Registration {
     pub rediscover: Option<(Rediscover, Duration)>,
     /// Revoke the lease on shutdown (the node disappears at once) instead of letting it expire.
     pub revoke_on_exit: bool,
+    /// Told when the lease is lost and when it is held again, for fencing.
+    pub lease_state: watch::Sender<Option<Instant>>,
 }
 
 /// The node as this agent would write it over `current` (what is stored, if anything).
@@ -201,6 +205,7 @@ impl Registration {
                 self.metrics.store_error("register");
                 if matches!(e, Error::Store(uni_core::Error::LeaseNotFound(_))) {
                     lease = None;
+                    self.lease_lost();
                 }
                 warn!(error = %e, "registering the node failed; retrying");
                 if !backoff.wait(&cancel).await {
@@ -209,6 +214,7 @@ impl Registration {
                 continue;
             }
             self.metrics.registered.set(1);
+            self.lease_state.send_replace(None);
             if let Some(old) = stale.take() {
                 let _ = tokio::time::timeout(Duration::from_secs(2), self.store.lease_revoke(old))
                     .await;
@@ -222,6 +228,7 @@ impl Registration {
                 None => break,
                 Some(Again::LeaseLost) => {
                     self.metrics.registered.set(0);
+                    self.lease_lost();
                     warn!(node = %self.identity.name, "lease lost (store unreachable too long); registering again");
                     stale = lease.take().map(|old| old.id());
                 }
@@ -243,6 +250,17 @@ impl Registration {
             }
             // Otherwise dropping the keeper stops renewing; the lease expires after its TTL.
         }
+    }
+
+    /// Notes the lease lost now, unless it already was.
+    fn lease_lost(&self) {
+        self.lease_state.send_if_modified(|since| {
+            let was_held = since.is_none();
+            if was_held {
+                *since = Some(Instant::now());
+            }
+            was_held
+        });
     }
 
     /// Waits until the node must be written again; `None` on shutdown.

@@ -19,14 +19,7 @@ async fn workloads_keep_running_while_etcd_is_down() {
     let data = tempfile::tempdir().expect("tempdir");
     let agent = start_agent(config("n1", data.path()), &store).await;
     let w = inference("steady", HTTP_SERVER, Some(http_probe()));
-    put_workload(&store, &w).await;
-    let a = allocation(&w, 0, "n1");
-    let _guard = Guard::of(&[&a]);
-    put_allocation(&store, &a).await;
-    wait_status(&store, &a, Duration::from_secs(30), "Ready", |s| {
-        s.phase == ReplicaPhase::Ready
-    })
-    .await;
+    let (a, _guard) = run_replica(&store, &w, "n1", ReplicaPhase::Ready).await;
     let (_, lease_before) = node(&store, "n1").await.expect("node");
     let pid = pid_of(data.path(), &a).expect("pid");
 

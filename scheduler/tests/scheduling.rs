@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use harness::*;
 use uni_core::model::{Allocation, Workload};
-use uni_core::store::keys::{NodeKey, TypedKey};
+use uni_core::store::keys::{NodeKey, TypedKey, WorkloadKey};
 use uni_core::store::{codec, KvStore, LeaseKeeper};
 use uni_core::testing::EtcdServer;
 use uni_proto::v1 as pb;
@@ -362,4 +362,36 @@ async fn a_queue_never_exceeds_its_maximum_quota() {
     );
     // Two replicas fit in the queue's 2 UCU; the node had room for all three.
     assert_eq!(of(&allocations(&store).await, "capped").len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allocations_of_a_workload_recreated_unseen_are_replaced() {
+    let (etcd, store) = setup().await;
+    register(&store, &node("node-a", 8, 32, 0, "", 0), 0).await;
+    let mut s = Scheduler::start(&etcd.endpoint(), "s1").await;
+    create(&s, &inference("svc", 1, "1")).await;
+    let uid = get(&s, "svc").await.meta.expect("meta").uid;
+    let old = wait_allocations(&store, "placed", |a| of(a, "svc").len() == 1).await;
+    assert_eq!(old[0].workload_uid, uid);
+    s.kill().await;
+
+    // Deleted and created again while no scheduler watched: only the new object is seen.
+    let key = WorkloadKey::new("default", "svc").unwrap().format();
+    let kv = store.get(&key).await.unwrap().expect("stored");
+    let mut w: Workload = codec::decode(&key, &kv.value).unwrap();
+    w.meta.uid = "the-new-one".into();
+    w.meta.generation = 1;
+    w.status = Default::default();
+    store
+        .put(&key, codec::encode(&w).unwrap(), 0)
+        .await
+        .unwrap();
+
+    let _s = Scheduler::start(&etcd.endpoint(), "s2").await;
+    let allocs = wait_allocations(&store, "replaced for the new workload", |a| {
+        let svc = of(a, "svc");
+        svc.len() == 1 && svc[0].workload_uid == "the-new-one"
+    })
+    .await;
+    assert_ne!(allocs[0].id, old[0].id);
 }

@@ -1,12 +1,13 @@
 //! This node as every replica supervisor sees it: the store, cgroups, the shim, the status
-//! reporter, metrics, the replica table, the options replicas run with and the device nodes
-//! they may or may not open.
+//! reporter, metrics, the replica table, the options replicas run with, the device nodes
+//! they may or may not open and the state of the node's lease.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use uni_core::store::KvStore;
 
+use super::fence::LeaseLost;
 use super::finished_runs::FinishedRuns;
 use super::launcher::ShimMode;
 use super::options::RuntimeOptions;
@@ -35,6 +36,8 @@ pub struct ReplicaHost {
     pub has_accelerators: bool,
     /// This node's accelerator device nodes; a replica can open only those bound to it.
     pub device_nodes: DeviceNodes,
+    /// Since when the node's lease is lost, for fencing.
+    pub lease: LeaseLost,
 }
 
 impl ReplicaHost {

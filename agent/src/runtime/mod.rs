@@ -3,6 +3,7 @@
 //! previous agent left for allocations that no longer exist.
 
 mod env;
+pub mod fence;
 mod finished_runs;
 mod host;
 mod launcher;
@@ -31,7 +32,7 @@ pub use env::{device_share, visible_devices};
 pub use finished_runs::FinishedRuns;
 pub use host::ReplicaHost;
 pub use launcher::ShimMode;
-pub use options::{OnShutdown, RuntimeOptions};
+pub use options::{OnShutdown, RuntimeOptions, DEFAULT_FENCE_AFTER};
 pub use replica_metrics::register as register_replica_metrics;
 pub use replica_table::{ReplicaEntry, ReplicaTable};
 pub use reporter::StatusReporter;

@@ -1,5 +1,6 @@
 //! How the runtime treats replica processes: log rotation, grace period, crash-restart backoff,
-//! what happens to them when the agent stops, and who they run as by default.
+//! what happens to them when the agent stops, who they run as by default, and when they are
+//! fenced.
 
 use std::time::Duration;
 
@@ -16,6 +17,10 @@ pub enum OnShutdown {
     Stop,
 }
 
+/// Short enough that a training replica is stopped, with its grace period, before the
+/// scheduler's node grace period (30 s after the lease expires) lets it run elsewhere.
+pub const DEFAULT_FENCE_AFTER: Duration = Duration::from_secs(10);
+
 #[derive(Debug, Clone)]
 pub struct RuntimeOptions {
     pub log_max_bytes: u64,
@@ -30,6 +35,10 @@ pub struct RuntimeOptions {
     pub on_shutdown: OnShutdown,
     /// Who replicas run as when their template names no user or group (never root).
     pub run_as: RunAs,
+    /// Training replicas stop once the node's lease has been lost this long; `None`: never.
+    pub fence_after: Option<Duration>,
+    /// Inference replicas are fenced too (and start again once the lease is held).
+    pub fence_inference: bool,
 }
 
 impl Default for RuntimeOptions {
@@ -43,6 +52,8 @@ impl Default for RuntimeOptions {
             backoff_reset_after: Duration::from_secs(600),
             on_shutdown: OnShutdown::Leave,
             run_as: RunAs::NOBODY,
+            fence_after: Some(DEFAULT_FENCE_AFTER),
+            fence_inference: false,
         }
     }
 }

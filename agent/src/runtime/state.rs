@@ -29,6 +29,11 @@ pub struct ReplicaState {
     /// OOM kills counted in the cgroup when the current run started.
     pub oom_baseline: u64,
     pub launched: Option<Launched>,
+    /// Saved before the shim is asked to start run `run` and cleared once its answer is
+    /// recorded: an agent that finds it set crashed in between, and finds out from the run
+    /// directory what was started instead of starting it again.
+    #[serde(default)]
+    pub launching: bool,
     /// The current run is supervised on an agent thread and dies with the agent.
     pub in_process: bool,
 }

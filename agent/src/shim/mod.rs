@@ -9,8 +9,9 @@
 //! executable is available (an embedding binary), the same supervision runs on a thread of the
 //! agent instead, and replicas then stop with the agent.
 //!
-//! Files of a run directory: `spec.json` (what to run), `launched.json` (pids, or why it could
-//! not start), `exit.json` (how it ended), `output.log*` (output).
+//! Files of a run directory: `spec.json` (what to run), `shim.json` (the detached shim's pid,
+//! written before it starts anything), `launched.json` (pids, or why it could not start),
+//! `exit.json` (how it ended), `output.log*` (output).
 
 mod confine;
 mod process_main;
@@ -28,6 +29,7 @@ pub use process_main::run as run_process;
 pub use supervise::supervise;
 
 pub const SPEC_FILE: &str = "spec.json";
+pub const SHIM_FILE: &str = "shim.json";
 pub const LAUNCHED_FILE: &str = "launched.json";
 pub const EXIT_FILE: &str = "exit.json";
 
@@ -57,6 +59,13 @@ pub struct Launched {
     pub pid: i32,
     pub start: u64,
     pub pgid: i32,
+}
+
+/// The detached shim itself, so an agent that crashed while it started can find it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShimProcess {
+    pub pid: i32,
+    pub start: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -5,7 +5,8 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::Path;
 
-use super::{read_json, supervise, LaunchResult, LaunchSpec};
+use super::{read_json, supervise, write_json, LaunchResult, LaunchSpec, ShimProcess, SHIM_FILE};
+use crate::process;
 
 /// Runs the shim; the returned code is the first process's exit status: 0 once the replica
 /// process started, 1 if it could not.
@@ -39,6 +40,17 @@ pub fn run(spec_path: &Path) -> i32 {
         0 => {
             drop(read_end);
             detach(&spec.run_dir);
+            let me = std::process::id() as i32;
+            let shim = ShimProcess {
+                pid: me,
+                start: process::start_time(me).unwrap_or(0),
+            };
+            if let Err(e) = write_json(&spec.run_dir.join(SHIM_FILE), &shim) {
+                // Without it a crashed agent could not find this shim: start nothing.
+                let mut r = std::fs::File::from(write_end);
+                let _ = writeln!(r, "shim: {e}");
+                return 1;
+            }
             let mut report = Some(std::fs::File::from(write_end));
             let exit = supervise(&spec, true, move |result| {
                 let line = match result {

@@ -16,8 +16,8 @@ use uni_agent::runtime::{ReplicaDir, ReplicaState};
 use uni_agent::{Agent, AgentConfig, RunningAgent, RuntimeOptions, ShimMode};
 use uni_core::model::{
     AcceleratorDevice, Allocation, CpuInfo, EnvVar, InferenceServiceSpec, Inventory, Node,
-    ObjectMeta, Probe, ProbeAction, ReplicaStatus, ReplicaTemplate, TrainingJobSpec, Workload,
-    WorkloadSpec,
+    ObjectMeta, Probe, ProbeAction, ReplicaPhase, ReplicaStatus, ReplicaTemplate, TrainingJobSpec,
+    Workload, WorkloadSpec,
 };
 use uni_core::store::keys::{AllocationKey, NodeKey, StatusKey, TypedKey, WorkloadKey};
 use uni_core::store::{codec, KvStore};
@@ -479,4 +479,27 @@ pub fn metric(text: &str, prefix: &str) -> Option<f64> {
         .find(|l| l.starts_with(prefix))
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
+}
+
+/// Stores `w` and its replica 0 on `node`, then waits until the replica reports `phase`;
+/// the guard kills its processes when the test ends.
+pub async fn run_replica(
+    store: &Arc<dyn KvStore>,
+    w: &Workload,
+    node: &str,
+    phase: ReplicaPhase,
+) -> (Allocation, Guard) {
+    put_workload(store, w).await;
+    let a = allocation(w, 0, node);
+    let guard = Guard::of(&[&a]);
+    put_allocation(store, &a).await;
+    wait_status(
+        store,
+        &a,
+        Duration::from_secs(30),
+        &format!("{phase:?}"),
+        |s| s.phase == phase,
+    )
+    .await;
+    (a, guard)
 }

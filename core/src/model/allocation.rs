@@ -46,6 +46,11 @@ pub struct Allocation {
     pub models: Vec<String>,
     /// Port the replica serves on (inference) or the rendezvous port (training rank 0).
     pub port: u16,
+    /// Uid of the workload this allocation was placed for: a workload deleted and created again
+    /// under the same name has a new uid, and its agent does not run the new spec on an
+    /// allocation of the old one.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub workload_uid: String,
     /// Workload generation this allocation was placed for (older during a rolling update).
     pub generation: i64,
     pub created: UnixMillis,

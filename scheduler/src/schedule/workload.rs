@@ -64,6 +64,7 @@ pub fn reconcile(pass: &mut Pass<'_>, st: &mut State, r: &WorkloadRef, now: Inst
         return;
     };
     let w = stored.value.clone();
+    remove_stale(pass, st, r, &w);
     match &w.spec {
         WorkloadSpec::Inference(spec) => inference(pass, st, r, &w, spec.replicas.desired, now),
         WorkloadSpec::Training(spec) => training(pass, st, r, &w, spec, now),
@@ -82,6 +83,20 @@ fn remove_workload(pass: &mut Pass<'_>, st: &mut State, r: &WorkloadRef) {
                 .singles
                 .push(Txn::new().and_then([TxnOp::delete(k.format())]));
         }
+    }
+}
+
+/// Allocations placed for an earlier workload of the same name (deleted and created again
+/// while this replica did not see the delete, e.g. across a failover) are removed.
+fn remove_stale(pass: &mut Pass<'_>, st: &mut State, r: &WorkloadRef, w: &Workload) {
+    let stale: Vec<String> = st
+        .allocations_of(r)
+        .iter()
+        .filter(|a| !a.workload_uid.is_empty() && a.workload_uid != w.meta.uid)
+        .map(|a| a.id.clone())
+        .collect();
+    for id in stale {
+        delete(pass, st, &id);
     }
 }
 
@@ -314,6 +329,7 @@ fn new_allocation(
         devices: d.devices.clone(),
         models: req.allowed_models(),
         port: 0,
+        workload_uid: w.meta.uid.clone(),
         generation: w.meta.generation,
         created: now,
         queue: w.spec.queue().to_string(),

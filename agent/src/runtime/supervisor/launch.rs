@@ -40,6 +40,16 @@ impl Replica {
             .filter(|n| !n.is_empty())
             .collect::<Vec<_>>()
             .join("; ");
+        self.state.launching = true;
+        self.state.launched = None;
+        self.state.in_process = matches!(self.host.shim, ShimMode::InProcess);
+        if let Err(e) = self.dir.save(&self.state) {
+            self.state.launching = false;
+            return Run::failed(format!(
+                "recording the start of run {}: {e}",
+                self.state.run
+            ));
+        }
         let started = self.host.shim.launch(spec).await;
         self.record_start(started, note)
     }
@@ -173,10 +183,10 @@ impl Replica {
             e.run = run_number;
             e.cgroup = cgroup;
         });
+        self.state.launching = false;
         match started {
             Ok((launched, exit)) => {
                 self.state.launched = Some(launched);
-                self.state.in_process = matches!(self.host.shim, ShimMode::InProcess);
                 self.save();
                 self.host
                     .replicas

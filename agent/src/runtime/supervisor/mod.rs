@@ -1,12 +1,14 @@
 //! One allocation's life on this node: take the run spec from the workload, start the process
 //! (or re-adopt the one a previous agent started), probe it, report its status, restart an
 //! inference replica with exponential backoff, report a training worker's end and leave the
-//! decision to the scheduler, and stop it gracefully when the allocation goes away.
+//! decision to the scheduler, stop it when the node's lease has been lost too long (fencing),
+//! and stop it gracefully when the allocation goes away.
 
 mod adopt;
 mod exit;
 mod launch;
 mod orphan;
+mod recover;
 mod spec;
 mod stop;
 mod watch;
@@ -20,6 +22,7 @@ use uni_core::model::{Allocation, ReplicaPhase, ReplicaStatus, UnixMillis};
 use uni_core::store::keys::StatusKey;
 use uni_core::Backoff;
 
+use super::fence;
 use super::host::ReplicaHost;
 use super::launcher::ExitWait;
 use super::replica_table::ReplicaEntry;
@@ -64,6 +67,8 @@ enum Outcome {
     Exited(ExitInfo),
     /// The liveness probe failed; the process was stopped.
     Unhealthy(String, ExitInfo),
+    /// The node's lease has been lost this long: the replica must stop.
+    Fenced(std::time::Duration),
 }
 
 struct Replica {
@@ -164,6 +169,7 @@ pub async fn supervise(host: Arc<ReplicaHost>, alloc: Allocation, sig: Signals) 
 
 impl Replica {
     async fn run(mut self) {
+        self.recover_launch().await;
         let mut current = self.adopt();
         let mut note = String::new();
         loop {
@@ -187,6 +193,31 @@ impl Replica {
                     return self.cleanup().await;
                 }
                 Outcome::Halt => return self.halt(&mut run).await,
+                Outcome::Fenced(lost) => {
+                    warn!(id = %self.alloc.id, lost_s = lost.as_secs(), "lease lost too long: stopping the replica");
+                    self.terminate(&mut run).await;
+                    self.state.launched = None;
+                    self.save();
+                    let message = format!(
+                        "stopped by its agent: the node's lease was lost {}s ago (the store is \
+                         unreachable from this node), so the replica may be placed elsewhere",
+                        lost.as_secs()
+                    );
+                    self.report(ReplicaPhase::Failed, None, None, &message);
+                    if self.state.run_spec.kind == Kind::Training {
+                        // The scheduler restarts the gang from this report, or has already.
+                        return self.wait_for_end().await;
+                    }
+                    tokio::select! {
+                        _ = fence::held(self.host.lease.clone()) => {}
+                        _ = self.sig.remove.cancelled() => return self.cleanup().await,
+                        _ = self.sig.halt.cancelled() => return self.halt_idle().await,
+                    }
+                    self.state.restarts += 1;
+                    self.count_restart();
+                    note = "started again: the node's lease is held again".into();
+                    continue;
+                }
                 Outcome::Exited(exit) => (exit, None),
                 Outcome::Unhealthy(why, exit) => (exit, Some(why)),
             };

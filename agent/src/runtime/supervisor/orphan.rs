@@ -30,6 +30,7 @@ pub async fn remove_orphan(host: Arc<ReplicaHost>, dir: ReplicaDir) {
     };
     let mut r = Replica::new(host, state.allocation.clone(), dir, key, sig, state);
     info!(id = %r.alloc.id, "allocation no longer exists: stopping what is left of it");
+    r.recover_launch().await;
     if let Some(Ok(mut run)) = r.adopt() {
         r.terminate(&mut run).await;
     }

@@ -1,5 +1,6 @@
 //! The run spec of an allocation seen for the first time, read from its workload; retried
-//! until the store answers and the workload exists.
+//! until the store answers and the workload the allocation was placed for exists (same uid,
+//! a generation no older than the allocation's).
 
 use std::time::Duration;
 
@@ -30,28 +31,53 @@ impl Replica {
                     return std::future::pending().await;
                 }
             };
-        let mut reported = false;
+        let mut reported = String::new();
         loop {
-            match self.host.store.get(&key).await {
+            let waiting = match self.host.store.get(&key).await {
                 Ok(Some(kv)) => match codec::decode::<Workload>(&key, &kv.value) {
-                    Ok(w) => return RunSpec::from_workload(&w, &self.host.opts),
-                    Err(e) => warn!(error = %e, "undecodable workload; retrying"),
+                    Ok(w) => match self.mismatch(&w) {
+                        None => return RunSpec::from_workload(&w, &self.host.opts),
+                        Some(why) => Some(why),
+                    },
+                    Err(e) => {
+                        warn!(error = %e, "undecodable workload; retrying");
+                        None
+                    }
                 },
-                Ok(None) if !reported => {
-                    reported = true;
-                    let message = format!(
-                        "workload {}/{} not found",
-                        self.alloc.namespace, self.alloc.workload
-                    );
-                    self.report(ReplicaPhase::Pending, None, None, &message);
-                }
-                Ok(None) => {}
+                Ok(None) => Some(format!(
+                    "workload {}/{} not found",
+                    self.alloc.namespace, self.alloc.workload
+                )),
                 Err(e) => {
                     self.host.metrics.store_error("get_workload");
                     warn!(error = %e, "reading the workload failed; retrying");
+                    None
                 }
+            };
+            if let Some(why) = waiting.filter(|w| *w != reported) {
+                self.report(ReplicaPhase::Pending, None, None, &why);
+                reported = why;
             }
             tokio::time::sleep(RETRY).await;
         }
+    }
+
+    /// Why `w` is not the workload this allocation was placed for, if it is not.
+    fn mismatch(&self, w: &Workload) -> Option<String> {
+        let a = &self.alloc;
+        if !a.workload_uid.is_empty() && w.meta.uid != a.workload_uid {
+            return Some(format!(
+                "workload {}/{} was deleted and created again (uid {}, this allocation is for \
+                 uid {}); not starting it",
+                a.namespace, a.workload, w.meta.uid, a.workload_uid
+            ));
+        }
+        (w.meta.generation < a.generation).then(|| {
+            format!(
+                "workload {}/{} is at generation {}, older than this allocation's {}; reading \
+                 it again",
+                a.namespace, a.workload, w.meta.generation, a.generation
+            )
+        })
     }
 }

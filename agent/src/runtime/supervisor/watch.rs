@@ -1,11 +1,13 @@
 //! Following a running process: its running or ready status, the readiness probe's passing
-//! and failing, and the liveness probe, whose failure stops the run.
+//! and failing, the liveness probe, whose failure stops the run, and the node's lease, whose
+//! loss for too long stops it too (fencing).
 
 use tracing::warn;
 use uni_core::model::{Probe, ReplicaPhase};
 
 use super::{Outcome, Replica, Run};
 use crate::probe::{Prober, Transition};
+use crate::runtime::fence;
 use crate::runtime::launcher::ExitWait;
 use crate::runtime::run_spec::Kind;
 
@@ -36,6 +38,7 @@ impl Replica {
             tokio::select! {
                 _ = self.sig.remove.cancelled() => return Outcome::Remove,
                 _ = self.sig.halt.cancelled() => return Outcome::Halt,
+                lost = self.fence() => return Outcome::Fenced(lost),
                 exit = run.exit.wait() => return Outcome::Exited(exit),
                 t = next(&mut readiness, || failures.with_label_values(&[&ns, &wl, "readiness"]).inc()) => {
                     match t {
@@ -56,6 +59,19 @@ impl Replica {
                     }
                 }
             }
+        }
+    }
+}
+
+impl Replica {
+    /// Resolves when this replica must stop because the node's lease has been lost too long;
+    /// never for a replica that is not fenced.
+    pub(super) async fn fence(&self) -> std::time::Duration {
+        let opts = &self.host.opts;
+        let fenced = self.state.run_spec.kind == Kind::Training || opts.fence_inference;
+        match opts.fence_after.filter(|_| fenced) {
+            Some(after) => fence::lost_for(self.host.lease.clone(), after).await,
+            None => std::future::pending().await,
         }
     }
 }
