@@ -65,6 +65,8 @@ pub struct AgentConfig {
     pub runtime: RuntimeOptions,
     /// How often the hardware is discovered again to notice changes.
     pub rediscover_interval: Duration,
+    /// Log streams served at once; more are refused with RESOURCE_EXHAUSTED.
+    pub max_log_streams: usize,
     /// Serve the log service over TLS with the node certificate (client CA: the cluster
     /// CA), to scheduler replicas only.
     pub tls: Option<TlsFiles>,
@@ -98,6 +100,7 @@ impl AgentConfig {
                 ..RuntimeOptions::default()
             },
             rediscover_interval: Duration::from_secs(60),
+            max_log_streams: crate::logs::DEFAULT_MAX_STREAMS,
             tls: None,
         }
     }
@@ -232,6 +235,7 @@ impl Agent {
             config.node_name.clone(),
             log_streams.clone(),
             rest_cancel.clone(),
+            config.max_log_streams,
         );
         let tls = match &config.tls {
             Some(files) => {

@@ -113,6 +113,9 @@ pub struct Cli {
     /// Fence inference replicas too (they start again once the lease is held).
     #[arg(long, env = "UNIVERSAL_AGENT_FENCE_INFERENCE")]
     pub fence_inference: bool,
+    /// Log streams served at once (default 64); more are refused until one ends.
+    #[arg(long, env = "UNIVERSAL_AGENT_MAX_LOG_STREAMS")]
+    pub max_log_streams: Option<usize>,
     /// Stop replicas when the agent stops (default: leave them running for the next agent).
     #[arg(long, env = "UNIVERSAL_AGENT_STOP_WORKLOADS_ON_EXIT")]
     pub stop_workloads_on_exit: bool,
@@ -170,6 +173,7 @@ pub struct FileConfig {
     pub backoff_seconds: Option<f64>,
     pub fence_after_seconds: Option<u64>,
     pub fence_inference: Option<bool>,
+    pub max_log_streams: Option<usize>,
     pub stop_workloads_on_exit: Option<bool>,
     pub run_as_user: Option<u32>,
     pub run_as_group: Option<u32>,
@@ -341,6 +345,12 @@ impl Config {
         }
         if let Some(s) = cli.fence_after_seconds.or(file.fence_after_seconds) {
             agent.runtime.fence_after = (s > 0).then(|| Duration::from_secs(s));
+        }
+        if let Some(n) = cli.max_log_streams.or(file.max_log_streams) {
+            if n == 0 {
+                return Err(Error::Config("max-log-streams: must be at least 1".into()));
+            }
+            agent.max_log_streams = n;
         }
         agent.runtime.fence_inference =
             cli.fence_inference || file.fence_inference.unwrap_or(false);

@@ -258,3 +258,38 @@ async fn failing_liveness_probe_restarts_the_replica() {
     .await;
     agent.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_streams_are_limited_and_freed_when_clients_go() {
+    let (_etcd, store) = etcd().await;
+    let data = tempfile::tempdir().expect("tempdir");
+    let mut c = config("n1", data.path());
+    c.max_log_streams = 2;
+    let agent = start_agent(c, &store).await;
+    let w = inference("chatty-logs", SERVER, None);
+    let (_a, _guard) = run_replica(&store, &w, "n1", ReplicaPhase::Ready).await;
+    let mut client = LogServiceClient::connect(format!("http://{}", agent.grpc_addr()))
+        .await
+        .expect("connect");
+    let follow = StreamLogsRequest {
+        follow: true,
+        ..request("chatty-logs")
+    };
+    let first = client.stream_logs(follow.clone()).await.expect("first");
+    let _second = client.stream_logs(follow.clone()).await.expect("second");
+    let refused = client.stream_logs(follow.clone()).await.expect_err("third");
+    assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
+    assert!(
+        refused.message().contains("at most 2 log streams"),
+        "{refused}"
+    );
+    // A client that goes away frees its stream.
+    drop(first);
+    eventually(Duration::from_secs(10), "a stream freed", || {
+        let mut client = client.clone();
+        let follow = follow.clone();
+        async move { client.stream_logs(follow).await.ok().map(|_| ()) }
+    })
+    .await;
+    agent.shutdown().await;
+}

@@ -13,7 +13,7 @@ mod writer;
 
 pub use format::{Entry, Stream};
 pub use reader::{read_run, ReadOptions};
-pub use service::{LogServer, LogSource, LogSources};
+pub use service::{LogServer, LogSource, LogSources, DEFAULT_MAX_STREAMS};
 pub use writer::{copy_lines, LogWriter, CURRENT};
 
 /// Default size at which a log file is rotated.

@@ -1,11 +1,14 @@
 //! `LogService.StreamLogs`: a workload's output on this node, from the run directories the
-//! runtime names. The scheduler proxies to it; clients may also call it directly.
+//! runtime names. The scheduler proxies to it; clients may also call it directly. At most
+//! `max_streams` streams at once; files are read on blocking threads only while reading (a
+//! followed stream waits on a timer, not a thread), and a client that reads nothing for
+//! [`STALL`] is dropped.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -22,6 +25,10 @@ use super::reader::{read_run_at, ReadOptions};
 const MAX_CHUNK: usize = 64 * 1024;
 /// How often a followed file is checked for new output.
 const FOLLOW_POLL: Duration = Duration::from_millis(100);
+/// A client that takes no chunk for this long is dropped.
+pub const STALL: Duration = Duration::from_secs(30);
+/// Concurrent streams served by default.
+pub const DEFAULT_MAX_STREAMS: usize = 64;
 
 /// One replica's run whose output is asked for.
 #[derive(Debug, Clone)]
@@ -55,6 +62,8 @@ pub struct LogServer {
     node: String,
     tasks: TaskTracker,
     cancel: CancellationToken,
+    streams: Arc<Semaphore>,
+    max_streams: usize,
 }
 
 impl LogServer {
@@ -64,12 +73,15 @@ impl LogServer {
         node: String,
         tasks: TaskTracker,
         cancel: CancellationToken,
+        max_streams: usize,
     ) -> Self {
         Self {
             sources,
             node,
             tasks,
             cancel,
+            streams: Arc::new(Semaphore::new(max_streams)),
+            max_streams,
         }
     }
 }
@@ -133,62 +145,101 @@ impl LogService for LogServer {
             limit: req.limit_bytes,
             node: self.node.clone(),
         };
+        let Ok(permit) = self.streams.clone().try_acquire_owned() else {
+            return Err(Status::resource_exhausted(format!(
+                "node {} serves at most {} log streams at once; try again later",
+                self.node, self.max_streams
+            )));
+        };
         let (tx, rx) = mpsc::channel(16);
         let cancel = self.cancel.clone();
-        self.tasks.spawn_blocking(move || serve(plan, tx, cancel));
+        self.tasks.spawn(async move {
+            serve(plan, tx, cancel).await;
+            drop(permit);
+        });
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 }
 
 type Tx = mpsc::Sender<Result<LogChunk, Status>>;
 
-/// Sends the history, then (following) new output until every run is over, the client goes
-/// away or the agent stops. Runs on a blocking thread: it reads files.
-fn serve(plan: Plan, tx: Tx, cancel: CancellationToken) {
-    let mut sender = Sender {
-        tx,
-        node: plan.node,
-        left: plan.limit,
-    };
+/// Entries of several replicas, each with its replica and source index.
+type Batch = Vec<(u32, usize, Entry)>;
+
+/// Reads the history of every source and where following goes on from.
+fn read_history(plan: &Plan) -> std::io::Result<(Batch, Vec<Follower>)> {
     let mut history = Vec::new();
     let mut followers = Vec::new();
     for (i, source) in plan.sources.iter().enumerate() {
-        match read_run_at(&source.run_dir, &plan.opts) {
-            Ok((entries, position)) => {
-                history.extend(entries.into_iter().map(|e| (source.replica, i, e)));
-                followers.push(Follower::new(&source.run_dir, position, plan.opts.clone()));
-            }
-            Err(e) => {
-                let _ = sender
-                    .tx
-                    .blocking_send(Err(Status::internal(format!("reading logs: {e}"))));
-                return;
-            }
-        }
+        let (entries, position) = read_run_at(&source.run_dir, &plan.opts)?;
+        history.extend(entries.into_iter().map(|e| (source.replica, i, e)));
+        followers.push(Follower::new(&source.run_dir, position, plan.opts.clone()));
     }
     // Replicas interleaved by time; each replica's own order kept.
     history.sort_by_key(|(_, i, e)| (e.nanos, *i));
-    if !sender.send(history) || !plan.follow {
+    Ok((history, followers))
+}
+
+/// New output of every source since the last poll, interleaved by time.
+fn poll(plan: &Plan, followers: &mut [Follower]) -> Batch {
+    let mut batch = Vec::new();
+    for (i, f) in followers.iter_mut().enumerate() {
+        if let Ok(entries) = f.poll() {
+            batch.extend(entries.into_iter().map(|e| (plan.sources[i].replica, i, e)));
+        }
+    }
+    batch.sort_by_key(|(_, i, e)| (e.nanos, *i));
+    batch
+}
+
+/// Sends the history, then (following) new output until every run is over, the client goes
+/// away or stalls, or the agent stops. Files are read on blocking threads.
+async fn serve(plan: Plan, tx: Tx, cancel: CancellationToken) {
+    let mut sender = Sender {
+        tx,
+        node: plan.node.clone(),
+        left: plan.limit,
+    };
+    let plan = Arc::new(plan);
+    let p = plan.clone();
+    let read = tokio::task::spawn_blocking(move || read_history(&p))
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()));
+    let (history, mut followers) = match read {
+        Ok(read) => read,
+        Err(e) => {
+            sender.fail(format!("reading logs: {e}")).await;
+            return;
+        }
+    };
+    if !sender.send(history).await || !plan.follow {
         return;
     }
     loop {
-        if cancel.is_cancelled() || sender.tx.is_closed() {
-            return;
-        }
         let over = plan.sources.iter().all(LogSource::over);
-        let mut batch = Vec::new();
-        for (i, f) in followers.iter_mut().enumerate() {
-            if let Ok(entries) = f.poll() {
-                batch.extend(entries.into_iter().map(|e| (plan.sources[i].replica, i, e)));
-            }
-        }
-        batch.sort_by_key(|(_, i, e)| (e.nanos, *i));
+        let p = plan.clone();
+        let Ok((batch, back)) = tokio::task::spawn_blocking(move || {
+            let batch = poll(&p, &mut followers);
+            (batch, followers)
+        })
+        .await
+        else {
+            return;
+        };
+        followers = back;
         let empty = batch.is_empty();
-        if !sender.send(batch) || (over && empty) {
+        if !sender.send(batch).await || (over && empty) {
             return;
         }
         if empty {
-            std::thread::sleep(FOLLOW_POLL);
+            tokio::select! {
+                _ = tokio::time::sleep(FOLLOW_POLL) => {}
+                _ = cancel.cancelled() => return,
+                _ = sender.tx.closed() => return,
+            }
+        } else if cancel.is_cancelled() {
+            return;
         }
     }
 }
@@ -200,9 +251,21 @@ struct Sender {
 }
 
 impl Sender {
+    /// One chunk; false when the client is gone or has taken nothing for [`STALL`].
+    async fn put(&self, chunk: LogChunk) -> bool {
+        matches!(
+            tokio::time::timeout(STALL, self.tx.send(Ok(chunk))).await,
+            Ok(Ok(()))
+        )
+    }
+
+    async fn fail(&self, message: String) {
+        let _ = tokio::time::timeout(STALL, self.tx.send(Err(Status::internal(message)))).await;
+    }
+
     /// Sends entries as chunks of consecutive lines of one replica and stream; false when the
-    /// stream should end (client gone or byte limit reached).
-    fn send(&mut self, entries: Vec<(u32, usize, Entry)>) -> bool {
+    /// stream should end (client gone or stalled, or byte limit reached).
+    async fn send(&mut self, entries: Batch) -> bool {
         let mut chunk: Option<LogChunk> = None;
         for (replica, _, e) in entries {
             let mut data = e.output();
@@ -226,7 +289,7 @@ impl Sender {
                 }
             } else {
                 if let Some(c) = chunk.take() {
-                    if self.tx.blocking_send(Ok(c)).is_err() {
+                    if !self.put(c).await {
                         return false;
                     }
                 }
@@ -246,7 +309,7 @@ impl Sender {
             }
         }
         if let Some(c) = chunk.take() {
-            if !c.data.is_empty() && self.tx.blocking_send(Ok(c)).is_err() {
+            if !c.data.is_empty() && !self.put(c).await {
                 return false;
             }
         }
