@@ -14,42 +14,6 @@ use uni_core::store::{codec, KvStore, LeaseKeeper};
 use uni_core::testing::EtcdServer;
 use uni_proto::v1 as pb;
 
-fn workload(yaml: &str) -> Workload {
-    serde_yaml::from_str(yaml).expect("workload yaml")
-}
-
-fn inference(name: &str, replicas: u32, compute: &str) -> Workload {
-    workload(&format!(
-        r#"
-meta: {{name: {name}, namespace: default}}
-spec:
-  inference:
-    template:
-      command: ["sleep", "3600"]
-      resources: {{compute: "{compute}", memory: 1Gi}}
-    replicas: {{min: 1, max: {replicas}, desired: {replicas}}}
-"#
-    ))
-}
-
-fn training(name: &str, workers: u32, gpus_each: u32) -> Workload {
-    workload(&format!(
-        r#"
-meta: {{name: {name}, namespace: default}}
-spec:
-  training:
-    template:
-      command: ["python3", "train.py"]
-      resources:
-        compute: "1"
-        memory: 1Gi
-        accelerator: {{memory: {mem}Gi, min_devices: {gpus_each}, max_devices: {gpus_each}}}
-    workers: {{min: {workers}, max: {workers}}}
-"#,
-        mem = 40 * gpus_each
-    ))
-}
-
 async fn create(s: &Scheduler, w: &Workload) {
     s.client()
         .await
@@ -261,20 +225,7 @@ async fn leader_failover_loses_nothing_and_double_books_nothing() {
         // Half ask for part of a GPU, half for CPU only.
         let name = format!("w{i}");
         let w = if i % 2 == 0 {
-            workload(&format!(
-                r#"
-meta: {{name: {name}, namespace: default}}
-spec:
-  inference:
-    template:
-      command: ["serve"]
-      resources:
-        compute: "1"
-        memory: 2Gi
-        accelerator: {{memory: 20Gi, shareable: true}}
-    replicas: {{min: 1, max: 1, desired: 1}}
-"#
-            ))
+            fractional(&name, 1)
         } else {
             inference(&name, 1, "2")
         };

@@ -1,9 +1,11 @@
-//! Test support: a real etcd started on free loopback ports with a private data directory,
-//! stopped when dropped. Tests need only the `etcd` binary (Debian's `etcd-server`), or
-//! `UNIVERSAL_ETCD_BIN` pointing at one.
+//! Test support: a real etcd (one member, or a cluster of several) started on free loopback
+//! ports with private data directories, stopped when dropped. Tests need only the `etcd`
+//! binary (Debian's `etcd-server`), or `UNIVERSAL_ETCD_BIN` pointing at one.
 
+mod cluster;
 mod faults;
 
+pub use cluster::EtcdCluster;
 pub use faults::{Faults, FaultyStore};
 
 use std::fs::File;
@@ -26,8 +28,11 @@ const READY_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct EtcdServer {
     child: Option<Child>,
     dir: TempDir,
+    name: String,
     client_port: u16,
     peer_port: u16,
+    /// `--initial-cluster` of a member of a cluster; `None`: a cluster of one.
+    initial_cluster: Option<String>,
     /// Set by [`EtcdServer::start_tls`]: etcd serves TLS and requires client certificates.
     pki: Option<Box<TestPki>>,
 }
@@ -114,18 +119,29 @@ impl EtcdServer {
         Self::start_with(Some(Box::new(TestPki::new()?))).await
     }
 
-    async fn start_with(pki: Option<Box<TestPki>>) -> Result<Self> {
+    /// A member named `name` that is not started yet.
+    fn new(name: &str, pki: Option<Box<TestPki>>) -> Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("uni-etcd-")
             .tempdir()
             .map_err(|e| Error::Unavailable(format!("temp dir: {e}")))?;
-        let mut server = Self {
+        Ok(Self {
             child: None,
             dir,
+            name: name.to_string(),
             client_port: 0,
             peer_port: 0,
+            initial_cluster: None,
             pki,
-        };
+        })
+    }
+
+    fn peer_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.peer_port)
+    }
+
+    async fn start_with(pki: Option<Box<TestPki>>) -> Result<Self> {
+        let mut server = Self::new("test", pki)?;
         // Another process may take a probed port before etcd binds it: try fresh ports.
         let mut last = None;
         for _ in 0..3 {
@@ -185,8 +201,18 @@ impl EtcdServer {
     }
 
     async fn launch(&mut self) -> Result<()> {
+        self.spawn()?;
+        self.wait_ready().await
+    }
+
+    /// Starts the process without waiting: a cluster's members wait for each other.
+    fn spawn(&mut self) -> Result<()> {
         let client = self.endpoint();
-        let peer = format!("http://127.0.0.1:{}", self.peer_port);
+        let peer = self.peer_url();
+        let initial_cluster = self
+            .initial_cluster
+            .clone()
+            .unwrap_or_else(|| format!("{}={peer}", self.name));
         let log = File::options()
             .create(true)
             .append(true)
@@ -204,14 +230,15 @@ impl EtcdServer {
                 .arg("--client-cert-auth");
         }
         let child = cmd
-            .args(["--name", "test"])
+            .args(["--name", &self.name])
             .arg("--data-dir")
             .arg(self.dir.path().join("data"))
             .args(["--listen-client-urls", &client])
             .args(["--advertise-client-urls", &client])
             .args(["--listen-peer-urls", &peer])
             .args(["--initial-advertise-peer-urls", &peer])
-            .args(["--initial-cluster", &format!("test={peer}")])
+            .args(["--initial-cluster", &initial_cluster])
+            .args(["--initial-cluster-token", "universal-test"])
             .args(["--logger", "zap", "--log-level", "warn"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -219,7 +246,7 @@ impl EtcdServer {
             .spawn()
             .map_err(|e| Error::Unavailable(format!("cannot run {}: {e}", etcd_bin())))?;
         self.child = Some(child);
-        self.wait_ready().await
+        Ok(())
     }
 
     /// Polls until etcd answers a read, or fails with its log if it exits or times out.

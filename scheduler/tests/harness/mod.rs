@@ -10,7 +10,7 @@ use futures::StreamExt;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use uni_core::model::{
-    AcceleratorDevice, Allocation, Node, NodeStatus, ObjectMeta, ResourceAmounts,
+    AcceleratorDevice, Allocation, Node, NodeStatus, ObjectMeta, ResourceAmounts, Workload,
 };
 use uni_core::store::keys::{AllocationKey, NodeKey, TypedKey};
 use uni_core::store::{codec, KeyValue, KvStore, RangeOptions};
@@ -82,6 +82,15 @@ impl Scheduler {
         let _ = self.child.kill().await;
     }
 
+    /// Sends `signal` (`STOP`, `CONT`, ...) to the process.
+    pub fn signal(&self, signal: &str) {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .args([format!("-{signal}"), pid.to_string()])
+                .status();
+        }
+    }
+
     /// Sends SIGTERM and waits for a clean exit.
     pub async fn terminate(&mut self) -> std::process::ExitStatus {
         if let Some(pid) = self.child.id() {
@@ -110,6 +119,62 @@ impl Scheduler {
         stream.read_to_string(&mut body).await.expect("response");
         body
     }
+}
+
+pub fn workload(yaml: &str) -> Workload {
+    serde_yaml::from_str(yaml).expect("workload yaml")
+}
+
+/// A service of `replicas` replicas running `command` with `resources` (YAML flow mappings).
+fn service(name: &str, replicas: u32, command: &str, resources: &str) -> Workload {
+    workload(&format!(
+        r#"
+meta: {{name: {name}, namespace: default}}
+spec:
+  inference:
+    template:
+      command: {command}
+      resources: {resources}
+    replicas: {{min: 1, max: {replicas}, desired: {replicas}}}
+"#
+    ))
+}
+
+pub fn inference(name: &str, replicas: u32, compute: &str) -> Workload {
+    service(
+        name,
+        replicas,
+        r#"["sleep", "3600"]"#,
+        &format!(r#"{{compute: "{compute}", memory: 1Gi}}"#),
+    )
+}
+
+pub fn training(name: &str, workers: u32, gpus_each: u32) -> Workload {
+    workload(&format!(
+        r#"
+meta: {{name: {name}, namespace: default}}
+spec:
+  training:
+    template:
+      command: ["python3", "train.py"]
+      resources:
+        compute: "1"
+        memory: 1Gi
+        accelerator: {{memory: {mem}Gi, min_devices: {gpus_each}, max_devices: {gpus_each}}}
+    workers: {{min: {workers}, max: {workers}}}
+"#,
+        mem = 40 * gpus_each
+    ))
+}
+
+/// `replicas` replicas each asking for 20 GiB of a shared GPU.
+pub fn fractional(name: &str, replicas: u32) -> Workload {
+    service(
+        name,
+        replicas,
+        r#"["serve"]"#,
+        r#"{compute: "1", memory: 2Gi, accelerator: {memory: 20Gi, shareable: true}}"#,
+    )
 }
 
 /// A node as an agent reports it: `cpus` cores, `memory_gib`, and `gpus` devices of `model`

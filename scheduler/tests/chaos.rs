@@ -1,0 +1,643 @@
+//! Fault injection with real parts: a 3-member etcd cluster on loopback, three `uni-scheduler`
+//! processes with 2 s leases, simulated GPU nodes and one real `uni-agent` running real
+//! processes, under a mixed load (CPU services, fractional-GPU services, GPU gangs). One fault
+//! at a time: the leader killed, the leader stopped past its lease and resumed, an etcd member
+//! killed and then quorum lost for 20 s, the agent stopped past its lease and grace and resumed,
+//! the agent killed mid-launch, every scheduler restarted at once. After each: every accepted
+//! workload exists, no node is over capacity in any resource or device, no replica index is
+//! allocated twice or runs twice, and everything is placed again; recovery times are printed.
+//!
+//! Needs the `uni-agent` binary beside `uni-scheduler` (`cargo test --workspace` builds both).
+
+mod harness;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use harness::{assert_no_overcommit, fractional, inference, node, register, training, Scheduler};
+use uni_core::model::{Allocation, Node, ReplicaPhase, ReplicaStatus, Workload};
+use uni_core::store::keys::{AllocationKey, NodeKey, StatusKey, TypedKey};
+use uni_core::store::{codec, KvStore, RangeOptions};
+use uni_core::testing::EtcdCluster;
+use uni_proto::v1 as pb;
+
+/// Longest a recovery may take before the test fails.
+const RECOVERY: Duration = Duration::from_secs(90);
+const POLL: Duration = Duration::from_millis(100);
+/// How long quorum stays lost.
+const QUORUM_LOSS: Duration = Duration::from_secs(20);
+const REAL: &str = "real";
+
+/// A service of `replicas` sleeping processes; `pinned` keeps it on the real agent.
+fn cpu_service(name: &str, replicas: u32, pinned: bool) -> Workload {
+    let mut w = inference(name, replicas, "50m");
+    if pinned {
+        if let uni_core::model::WorkloadSpec::Inference(s) = &mut w.spec {
+            s.template.placement.node_selector = "chaos=real".parse().expect("selector");
+        }
+    }
+    w
+}
+
+/// Replicas (allocations) a workload has once placed.
+fn wanted(w: &Workload) -> usize {
+    match &w.spec {
+        uni_core::model::WorkloadSpec::Inference(s) => s.replicas.desired as usize,
+        uni_core::model::WorkloadSpec::Training(s) => s.workers.max as usize,
+    }
+}
+
+/// The real agent, as a process.
+struct AgentProcess {
+    child: Child,
+    args: Vec<String>,
+    log: PathBuf,
+}
+
+impl AgentProcess {
+    fn binary() -> PathBuf {
+        let bin = Path::new(env!("CARGO_BIN_EXE_uni-scheduler")).with_file_name("uni-agent");
+        assert!(
+            bin.exists(),
+            "{} is missing: build it with `cargo build -p uni-agent` (cargo test --workspace does)",
+            bin.display()
+        );
+        bin
+    }
+
+    fn start(endpoints: &str, data: &Path) -> Self {
+        let args: Vec<String> = [
+            "--etcd-endpoints",
+            endpoints,
+            "--node-name",
+            REAL,
+            "--labels",
+            "chaos=real",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--address",
+            "127.0.0.1",
+            "--data-dir",
+            &data.display().to_string(),
+            "--lease-ttl-seconds",
+            "2",
+            "--no-nvml",
+            "--grace-period-seconds",
+            "1",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let log = data.join("agent.log");
+        let child = Self::spawn(&args, &log);
+        Self { child, args, log }
+    }
+
+    fn spawn(args: &[String], log: &Path) -> Child {
+        let out = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("agent log");
+        Command::new(Self::binary())
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().expect("log"))
+            .stderr(out)
+            .spawn()
+            .expect("start uni-agent")
+    }
+
+    fn signal(&self, signal: &str) {
+        let _ = Command::new("kill")
+            .args([format!("-{signal}"), self.child.id().to_string()])
+            .status();
+    }
+
+    /// SIGKILL, as a crash would; its replicas' shims keep running.
+    fn crash(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn restart(&mut self) {
+        self.crash();
+        self.child = Self::spawn(&self.args, &self.log);
+    }
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        self.signal("CONT");
+        self.crash();
+        // The replicas it left behind.
+        for (pid, _) in replica_processes() {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        }
+    }
+}
+
+/// Live replica processes of the real node, with their `ns/workload/replica`.
+fn replica_processes() -> Vec<(i32, String)> {
+    let marker = format!("UNIVERSAL_NODE={REAL}");
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for pid in dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok()) {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        if stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|r| r.trim_start().starts_with('Z'))
+        {
+            continue;
+        }
+        let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
+            continue;
+        };
+        let vars: HashMap<&[u8], &[u8]> = env
+            .split(|&b| b == 0)
+            .filter_map(|kv| {
+                let i = kv.iter().position(|&b| b == b'=')?;
+                Some((&kv[..i], &kv[i + 1..]))
+            })
+            .collect();
+        if !env.split(|&b| b == 0).any(|kv| kv == marker.as_bytes()) {
+            continue;
+        }
+        let get = |k: &str| {
+            String::from_utf8_lossy(vars.get(k.as_bytes()).copied().unwrap_or_default())
+                .into_owned()
+        };
+        out.push((
+            pid,
+            format!(
+                "{}/{}/{}",
+                get("UNIVERSAL_NAMESPACE"),
+                get("UNIVERSAL_WORKLOAD"),
+                get("UNIVERSAL_REPLICA")
+            ),
+        ));
+    }
+    out
+}
+
+/// What the cluster holds, read in one go.
+struct Snapshot {
+    nodes: Vec<Node>,
+    allocs: Vec<Allocation>,
+    workloads: Vec<String>,
+}
+
+async fn snapshot(store: &Arc<dyn KvStore>) -> uni_core::Result<Snapshot> {
+    let nodes = store
+        .range(&NodeKey::prefix(), RangeOptions::default())
+        .await?;
+    let allocs = store
+        .range(&AllocationKey::prefix(), RangeOptions::default())
+        .await?;
+    let workloads = store
+        .range(
+            &uni_core::store::keys::WorkloadKey::prefix(),
+            RangeOptions::default(),
+        )
+        .await?;
+    Ok(Snapshot {
+        nodes: nodes
+            .kvs
+            .iter()
+            .map(|kv| codec::decode(&kv.key, &kv.value).expect("node"))
+            .collect(),
+        allocs: allocs
+            .kvs
+            .iter()
+            .map(|kv| codec::decode(&kv.key, &kv.value).expect("allocation"))
+            .collect(),
+        workloads: workloads
+            .kvs
+            .iter()
+            .map(|kv| {
+                codec::decode::<Workload>(&kv.key, &kv.value)
+                    .expect("workload")
+                    .meta
+                    .name
+            })
+            .collect(),
+    })
+}
+
+/// The invariants that must hold at every moment: checked on every look.
+fn assert_safe(s: &Snapshot, accepted: &BTreeMap<String, usize>) {
+    for name in accepted.keys() {
+        assert!(s.workloads.contains(name), "accepted workload {name} lost");
+    }
+    assert_no_overcommit(&s.nodes, &s.allocs);
+    let mut seen = HashMap::new();
+    for a in &s.allocs {
+        if let Some(other) = seen.insert(a.replica_key(), &a.id) {
+            panic!(
+                "replica {} allocated twice: {other} and {}",
+                a.replica_key(),
+                a.id
+            );
+        }
+    }
+    let mut running: HashMap<String, Vec<i32>> = HashMap::new();
+    for (pid, replica) in replica_processes() {
+        running.entry(replica).or_default().push(pid);
+    }
+    for (replica, pids) in running {
+        assert!(pids.len() <= 1, "replica {replica} runs twice: {pids:?}");
+    }
+}
+
+/// Whether every accepted workload is placed whole.
+fn placed(s: &Snapshot, accepted: &BTreeMap<String, usize>) -> bool {
+    accepted.iter().all(|(name, n)| {
+        s.allocs
+            .iter()
+            .filter(|a| a.namespace == "default" && &a.workload == name)
+            .count()
+            == *n
+    })
+}
+
+/// Checks the invariants until everything is placed again; returns how long that took.
+async fn recover(
+    store: &Arc<dyn KvStore>,
+    accepted: &BTreeMap<String, usize>,
+    what: &str,
+    since: Instant,
+) -> Duration {
+    recover_until(store, accepted, what, since, |_| true).await
+}
+
+async fn recover_until(
+    store: &Arc<dyn KvStore>,
+    accepted: &BTreeMap<String, usize>,
+    what: &str,
+    since: Instant,
+    mut also: impl FnMut(&Snapshot) -> bool,
+) -> Duration {
+    loop {
+        if let Ok(s) = snapshot(store).await {
+            assert_safe(&s, accepted);
+            if placed(&s, accepted) && also(&s) {
+                let took = since.elapsed();
+                println!("recovered from {what} in {:.1}s", took.as_secs_f64());
+                return took;
+            }
+        }
+        assert!(
+            since.elapsed() < RECOVERY,
+            "not recovered from {what} within {RECOVERY:?}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+async fn create(s: &Scheduler, w: &Workload) -> Result<(), tonic::Status> {
+    let mut client = s.client().await;
+    let mut req = tonic::Request::new(pb::CreateWorkloadRequest {
+        workload: Some(pb::Workload::from(w)),
+        dry_run: false,
+    });
+    req.set_timeout(Duration::from_secs(10));
+    client.create_workload(req).await.map(|_| ())
+}
+
+async fn accept(s: &Scheduler, w: &Workload, accepted: &mut BTreeMap<String, usize>) {
+    create(s, w).await.expect("create workload");
+    accepted.insert(w.meta.name.clone(), wanted(w));
+}
+
+/// Submits one more fractional service through `s` and waits until everything is placed.
+async fn place_one_more(
+    s: &Scheduler,
+    store: &Arc<dyn KvStore>,
+    accepted: &mut BTreeMap<String, usize>,
+    name: &str,
+    what: &str,
+    since: Instant,
+) -> Duration {
+    accept(s, &fractional(name, 2), accepted).await;
+    recover(store, accepted, what, since).await
+}
+
+async fn leader(store: &Arc<dyn KvStore>) -> String {
+    let since = Instant::now();
+    loop {
+        if let Ok(Some(kv)) = store.get("/universal/v1/election/scheduler").await {
+            return String::from_utf8_lossy(&kv.value).into_owned();
+        }
+        assert!(since.elapsed() < RECOVERY, "no leader");
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+async fn status(store: &Arc<dyn KvStore>, a: &Allocation) -> Option<ReplicaStatus> {
+    let key = StatusKey::new(a.namespace.as_str(), a.workload.as_str(), a.replica)
+        .ok()?
+        .format();
+    let kv = store.get(&key).await.ok()??;
+    codec::decode(&key, &kv.value).ok()
+}
+
+async fn allocations_on(store: &Arc<dyn KvStore>, node: &str) -> Vec<Allocation> {
+    snapshot(store)
+        .await
+        .map(|s| s.allocs.into_iter().filter(|a| a.node == node).collect())
+        .unwrap_or_default()
+}
+
+/// The schedulers, by identity.
+struct Replicas {
+    endpoints: String,
+    running: BTreeMap<String, Scheduler>,
+}
+
+impl Replicas {
+    async fn start(&mut self, identity: &str) {
+        let s = Scheduler::start(&self.endpoints, identity).await;
+        self.running.insert(identity.to_string(), s);
+    }
+
+    /// A replica other than `not`.
+    fn other(&self, not: &str) -> &Scheduler {
+        self.running
+            .iter()
+            .find(|(id, _)| *id != not)
+            .map(|(_, s)| s)
+            .expect("another replica")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cluster_survives_one_fault_at_a_time() {
+    let mut etcd = EtcdCluster::start(3).await.expect("etcd cluster");
+    let store: Arc<dyn KvStore> = Arc::new(etcd.store().await.expect("store"));
+    let endpoints = etcd.endpoints().join(",");
+    let mut replicas = Replicas {
+        endpoints: endpoints.clone(),
+        running: BTreeMap::new(),
+    };
+    for id in ["s1", "s2", "s3"] {
+        replicas.start(id).await;
+    }
+    let data = tempfile::tempdir().expect("tempdir");
+    let mut agent = AgentProcess::start(&endpoints, data.path());
+    let mut accepted = BTreeMap::new();
+
+    // CPU services go to the real agent, the only node at first.
+    let start = Instant::now();
+    let s = replicas.other("");
+    for i in 0..3 {
+        accept(
+            s,
+            &cpu_service(&format!("cpu-{i}"), 2, false),
+            &mut accepted,
+        )
+        .await;
+    }
+    recover_until(&store, &accepted, "start-up", start, |s| {
+        s.allocs.iter().all(|a| a.node == REAL)
+    })
+    .await;
+    let on_real = allocations_on(&store, REAL).await;
+    let start = Instant::now();
+    loop {
+        let mut ready = 0;
+        for a in &on_real {
+            if status(&store, a)
+                .await
+                .is_some_and(|s| s.allocation_id == a.id && s.phase == ReplicaPhase::Ready)
+            {
+                ready += 1;
+            }
+        }
+        if ready == on_real.len() {
+            break;
+        }
+        assert!(start.elapsed() < RECOVERY, "real replicas not Ready");
+        tokio::time::sleep(POLL).await;
+    }
+    assert_eq!(replica_processes().len(), on_real.len());
+
+    // Simulated GPU nodes, and GPU work on them.
+    for i in 0..4 {
+        register(
+            &store,
+            &node(&format!("gpu-{i}"), 32, 128, 4, "NVIDIA A100-SXM4-80GB", 80),
+            0,
+        )
+        .await;
+    }
+    for i in 0..3 {
+        accept(s, &fractional(&format!("frac-{i}"), 2), &mut accepted).await;
+    }
+    for i in 0..2 {
+        accept(s, &training(&format!("gang-{i}"), 2, 2), &mut accepted).await;
+    }
+    recover(&store, &accepted, "the GPU load", Instant::now()).await;
+    let mut times = Vec::new();
+
+    // 1. kill -9 of the leader; work submitted meanwhile is placed by the next one.
+    let first = leader(&store).await;
+    let t = Instant::now();
+    replicas
+        .running
+        .get_mut(&first)
+        .expect("leader")
+        .kill()
+        .await;
+    replicas.running.remove(&first);
+    let took = place_one_more(
+        replicas.other(&first),
+        &store,
+        &mut accepted,
+        "after-kill",
+        "kill -9 of the leader",
+        t,
+    )
+    .await;
+    times.push(("leader killed", took));
+    assert_ne!(leader(&store).await, first);
+    replicas.start(&first).await;
+
+    // 2. SIGSTOP of the leader past its lease, then SIGCONT: it must not lead (or write) again.
+    let stopped = leader(&store).await;
+    let t = Instant::now();
+    replicas.running[&stopped].signal("STOP");
+    let next = loop {
+        let l = leader(&store).await;
+        if l != stopped {
+            break l;
+        }
+        assert!(
+            t.elapsed() < RECOVERY,
+            "no new leader while {stopped} is stopped"
+        );
+        tokio::time::sleep(POLL).await;
+    };
+    let took = place_one_more(
+        replicas.other(&stopped),
+        &store,
+        &mut accepted,
+        "after-stop",
+        "SIGSTOP of the leader",
+        t,
+    )
+    .await;
+    times.push(("leader stopped", took));
+    replicas.running[&stopped].signal("CONT");
+    let resumed = Instant::now();
+    loop {
+        let text = replicas.running[&stopped].metrics_text().await;
+        if text.contains("universal_scheduler_is_leader 0") {
+            break;
+        }
+        assert!(
+            resumed.elapsed() < RECOVERY,
+            "{stopped} still thinks it leads"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+    assert_eq!(
+        leader(&store).await,
+        next,
+        "the deposed leader took over again"
+    );
+    recover(&store, &accepted, "SIGCONT of the deposed leader", resumed).await;
+
+    // 3. One etcd member killed: nothing stops. Two: writes fail clearly; then all resumes.
+    let t = Instant::now();
+    etcd.kill(2);
+    let took = place_one_more(
+        replicas.other(""),
+        &store,
+        &mut accepted,
+        "one-member-down",
+        "one etcd member killed",
+        t,
+    )
+    .await;
+    times.push(("etcd member killed", took));
+    etcd.kill(1);
+    let lost = Instant::now();
+    let refused = create(replicas.other(""), &cpu_service("no-quorum", 1, false))
+        .await
+        .expect_err("a write without quorum");
+    println!(
+        "without quorum: {:?}: {}",
+        refused.code(),
+        refused.message()
+    );
+    assert!(
+        matches!(
+            refused.code(),
+            tonic::Code::Unavailable | tonic::Code::DeadlineExceeded
+        ),
+        "{refused}"
+    );
+    let rest = QUORUM_LOSS.saturating_sub(lost.elapsed());
+    tokio::time::sleep(rest).await;
+    let t = Instant::now();
+    etcd.restart(1).await.expect("member 1 back");
+    etcd.restart(2).await.expect("member 2 back");
+    let took = place_one_more(
+        replicas.other(""),
+        &store,
+        &mut accepted,
+        "quorum-back",
+        "quorum lost for 20 s",
+        t,
+    )
+    .await;
+    times.push(("quorum lost", took));
+
+    // 4. The real agent stopped past its lease and the node grace: its replicas move; when
+    //    it resumes, its old processes stop.
+    assert!(!allocations_on(&store, REAL).await.is_empty());
+    assert!(!replica_processes().is_empty());
+    let t = Instant::now();
+    agent.signal("STOP");
+    let took = recover_until(&store, &accepted, "SIGSTOP of the agent", t, |s| {
+        !s.allocs.iter().any(|a| a.node == REAL)
+    })
+    .await;
+    times.push(("agent stopped", took));
+    agent.signal("CONT");
+    let resumed = Instant::now();
+    loop {
+        if replica_processes().is_empty() {
+            break;
+        }
+        assert!(resumed.elapsed() < RECOVERY, "old replicas still run");
+        tokio::time::sleep(POLL).await;
+    }
+    println!(
+        "old replicas stopped {:.1}s after the agent resumed",
+        resumed.elapsed().as_secs_f64()
+    );
+
+    // 5. The agent killed mid-launch: restarted, it runs the replica exactly once.
+    let pinned = cpu_service("pinned", 1, true);
+    let t = Instant::now();
+    accept(replicas.other(""), &pinned, &mut accepted).await;
+    let alloc = loop {
+        if let Some(a) = allocations_on(&store, REAL).await.into_iter().next() {
+            break a;
+        }
+        assert!(t.elapsed() < RECOVERY, "pinned not placed");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    agent.crash();
+    agent.restart();
+    loop {
+        let ready = status(&store, &alloc)
+            .await
+            .is_some_and(|s| s.allocation_id == alloc.id && s.phase == ReplicaPhase::Ready);
+        if ready && replica_processes().len() == 1 {
+            break;
+        }
+        assert!(t.elapsed() < RECOVERY, "pinned replica not running once");
+        tokio::time::sleep(POLL).await;
+    }
+    let took = recover(&store, &accepted, "kill -9 of the agent mid-launch", t).await;
+    times.push(("agent killed mid-launch", took));
+
+    // 6. Every scheduler restarted at once.
+    let t = Instant::now();
+    let ids: Vec<String> = replicas.running.keys().cloned().collect();
+    for s in replicas.running.values_mut() {
+        s.kill().await;
+    }
+    replicas.running.clear();
+    for id in &ids {
+        replicas.start(id).await;
+    }
+    let took = place_one_more(
+        replicas.other(""),
+        &store,
+        &mut accepted,
+        "after-restart",
+        "restart of every scheduler",
+        t,
+    )
+    .await;
+    times.push(("all schedulers restarted", took));
+
+    println!("recovery times:");
+    for (fault, took) in &times {
+        println!("  {fault:<26} {:>5.1}s", took.as_secs_f64());
+    }
+}
