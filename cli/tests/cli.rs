@@ -275,3 +275,48 @@ async fn unreachable_server_fails_clearly() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_manifests_are_refused_by_line_and_field_and_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn KvStore> = Arc::new(
+        EmbeddedStore::open(dir.path().join("s.redb"))
+            .await
+            .unwrap(),
+    );
+    let c = start(store).await;
+    let (mut applied, mut refused) = (0, 0);
+    for (i, v) in uni_core::testing::hostile::samples(40).iter().enumerate() {
+        let manifest = uni_core::testing::hostile::as_manifest(v, &format!("case-{i}"));
+        let file = c.write(
+            &format!("case-{i}.yaml"),
+            &serde_yaml::to_string(&manifest).unwrap(),
+        );
+        let before = c.stored_workloads().await;
+        let out = c.unictl(&["apply", "-f", &file]).await;
+        assert!(
+            !out.stderr.contains("panicked"),
+            "unictl panicked on {file}: {}",
+            out.stderr
+        );
+        let after = c.stored_workloads().await;
+        if out.ok {
+            applied += 1;
+            assert_eq!(after, before + 1, "{}", out.stdout);
+        } else {
+            refused += 1;
+            assert_eq!(after, before, "a refused manifest wrote something");
+            // `FILE:LINE: field: problem` (short, whatever the value), or the API's refusal
+            // naming the field.
+            assert!(out.stderr.len() < 8192, "{}", out.stderr.len());
+            assert!(
+                out.stderr.contains(&format!("case-{i}.yaml:")) || out.stderr.contains("spec."),
+                "the refusal names no line or field: {}",
+                out.stderr
+            );
+        }
+    }
+    println!("{applied} applied, {refused} refused");
+    assert!(refused > 0);
+    c.plane.shutdown().await;
+}

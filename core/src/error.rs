@@ -9,13 +9,32 @@ pub struct FieldError {
     pub message: String,
 }
 
+/// Longest field error message kept: messages quote the offending value, which a hostile
+/// request makes as long as it likes.
+pub const MAX_FIELD_MESSAGE: usize = 512;
+
 impl FieldError {
     pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
-            path: path.into(),
-            message: message.into(),
+            path: shorten(path.into(), MAX_FIELD_MESSAGE),
+            message: shorten(message.into(), MAX_FIELD_MESSAGE),
         }
     }
+}
+
+/// `text` cut to at most `max` bytes (at a character boundary), saying how much was cut.
+pub fn shorten(mut text: String, max: usize) -> String {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let cut = text.len() - end;
+    text.truncate(end);
+    text.push_str(&format!("... ({cut} more bytes)"));
+    text
 }
 
 impl fmt::Display for FieldError {

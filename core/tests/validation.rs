@@ -4,46 +4,12 @@
 use uni_core::convert::{queue_from_request, workload_from_request};
 use uni_core::error::FieldErrors;
 use uni_core::model::*;
+use uni_core::testing::hostile::{JOB as JOB_YAML, SERVICE as CHAT_YAML};
 use uni_core::validate::{
     validate_node, validate_queue, validate_workload, validate_workload_update,
 };
 use uni_core::Error;
 use uni_proto::v1 as pb;
-
-/// A valid inference service as a person would write it (the domain's YAML form).
-const CHAT_YAML: &str = r#"
-meta:
-  name: chat
-  namespace: team-a
-  labels: {app: chat}
-spec:
-  inference:
-    template:
-      command: [python, -m, serve]
-      env: [{name: HF_HOME, value: /cache}]
-      resources:
-        compute: 4
-        memory: 64Gi
-        accelerator: {memory: 80Gi, max_devices: 2, interconnect: nvlink}
-      placement:
-        node_selector: "zone in (a,b)"
-        tolerations: [{key: gpu, operator: Exists}]
-    replicas: {min: 1, max: 4, desired: 2}
-    readiness_probe:
-      action: {http_get: {path: /healthz}}
-    autoscaling: {target: 8}
-"#;
-
-const JOB_YAML: &str = r#"
-meta: {name: pretrain, namespace: team-a}
-spec:
-  training:
-    template:
-      command: [torchrun, train.py]
-      resources: {compute: 16, memory: 256Gi, accelerator: {memory: 640Gi, min_devices: 8, max_devices: 8}}
-    workers: {min: 2, max: 4}
-    preemptible: true
-"#;
 
 fn paths(err: Error) -> Vec<String> {
     match err {

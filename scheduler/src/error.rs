@@ -1,6 +1,7 @@
 //! The scheduler's error type, and the one place where errors become gRPC statuses.
 
 use tonic::{Code, Status};
+use uni_core::error::shorten;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -19,6 +20,9 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Longest status message sent.
+const MAX_STATUS_MESSAGE: usize = 4096;
 
 impl From<Error> for Status {
     fn from(e: Error) -> Self {
@@ -43,7 +47,8 @@ impl From<Error> for Status {
             Error::Core(C::Invalid(fields)) => fields.to_string(),
             other => other.to_string(),
         };
-        Status::new(code, message)
+        // The message travels in a response header, which clients cap (16 KiB in hyper).
+        Status::new(code, shorten(message, MAX_STATUS_MESSAGE))
     }
 }
 
@@ -64,5 +69,23 @@ mod tests {
         );
         let status: Status = Error::from(uni_core::Error::Conflict("stale".into())).into();
         assert_eq!(status.code(), Code::Aborted);
+    }
+
+    #[test]
+    fn long_messages_are_cut_to_fit_a_header() {
+        let mut errs = uni_core::error::FieldErrors::default();
+        for i in 0..64 {
+            errs.push(format!("spec.template.env[{i}].name"), "é".repeat(10_000));
+        }
+        let status: Status = Error::from(uni_core::Error::Invalid(errs)).into();
+        assert!(
+            status.message().len() <= MAX_STATUS_MESSAGE + 32,
+            "{}",
+            status.message().len()
+        );
+        assert!(status
+            .message()
+            .starts_with("spec.template.env[0].name: éé"));
+        assert!(status.message().ends_with("more bytes)"));
     }
 }

@@ -1090,3 +1090,44 @@ async fn health_reflection_version_and_no_logs() {
     assert_eq!(err.code(), Code::NotFound);
     api.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_specs_are_refused_by_field_and_write_nothing() {
+    let api = Api::start().await;
+    let mut client = api.workloads();
+    let (mut created, mut refused) = (0, 0);
+    for (i, mut w) in uni_core::testing::hostile::workloads(100)
+        .into_iter()
+        .enumerate()
+    {
+        if matches!(w.meta.name.as_str(), "chat" | "pretrain") {
+            w.meta.name = format!("case-{i}");
+        }
+        match client.create_workload(create(pb::Workload::from(&w))).await {
+            Ok(_) => created += 1,
+            Err(e) => {
+                refused += 1;
+                assert_eq!(e.code(), Code::InvalidArgument, "{e}");
+                assert!(
+                    e.message().contains("meta.") || e.message().contains("spec."),
+                    "the refusal names no field: {}",
+                    e.message()
+                );
+            }
+        }
+    }
+    let stored = api
+        .store
+        .range(&WorkloadKey::prefix(), RangeOptions::default())
+        .await
+        .expect("range")
+        .kvs
+        .len();
+    println!("{created} created, {refused} refused");
+    assert_eq!(stored, created, "a refused request wrote something");
+    assert!(
+        created > 0,
+        "no sample was valid: the samples test nothing accepted"
+    );
+    api.stop().await;
+}

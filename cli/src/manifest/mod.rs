@@ -10,6 +10,7 @@ use std::fmt;
 
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
+use uni_core::error::{shorten, MAX_FIELD_MESSAGE};
 use uni_core::model::{
     InferenceServiceSpec, ObjectMeta, Queue, QueueSpec, TrainingJobSpec, Workload, WorkloadSpec,
     DEFAULT_NAMESPACE,
@@ -307,7 +308,8 @@ fn yaml_problem(e: &serde_yaml::Error) -> (usize, String) {
         Some(i) => text[..i].to_string(),
         None => text,
     };
-    (line, message)
+    // serde quotes the offending value whole, however long.
+    (line, shorten(message, MAX_FIELD_MESSAGE))
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 
 mod cluster;
 mod faults;
+pub mod hostile;
 
 pub use cluster::EtcdCluster;
 pub use faults::{Faults, FaultyStore};
