@@ -112,6 +112,7 @@ async fn run(store: Arc<dyn KvStore>) {
         max_commits_in_flight: 4,
         compaction_interval: std::time::Duration::from_secs(300),
         event_ttl: std::time::Duration::from_secs(3600),
+        finished_ttl: None,
         max_watches: 10_000,
         dev: false,
         data_dir: dir.path().to_path_buf(),

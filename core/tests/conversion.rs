@@ -171,6 +171,8 @@ fn training() -> Workload {
             grace_period_seconds: 0,
             priority: 0,
             queue: "batch".into(),
+            // Zero (delete at once) and unset (the scheduler's default) differ.
+            ttl_seconds_after_finished: Some(0),
         }),
         status: WorkloadStatus {
             phase: WorkloadPhase::Preempted,

@@ -47,6 +47,10 @@ pub struct Cli {
     /// Seconds an event is kept after its last occurrence (default 3600).
     #[arg(long, env = "UNIVERSAL_EVENT_TTL_SECONDS")]
     pub event_ttl_seconds: Option<u64>,
+    /// Seconds a finished training job is kept before it is deleted, unless the job sets
+    /// ttl_seconds_after_finished (default 604800, 7 days; 0 keeps them for ever).
+    #[arg(long, env = "UNIVERSAL_FINISHED_TTL_SECONDS")]
+    pub finished_ttl_seconds: Option<u64>,
     /// Most watches this replica serves at once (default 10000); more are refused with
     /// RESOURCE_EXHAUSTED.
     #[arg(long, env = "UNIVERSAL_MAX_WATCHES")]
@@ -155,6 +159,7 @@ pub struct FileConfig {
     pub max_commits_in_flight: Option<usize>,
     pub compaction_interval_seconds: Option<u64>,
     pub event_ttl_seconds: Option<u64>,
+    pub finished_ttl_seconds: Option<u64>,
     pub max_watches: Option<usize>,
     pub data_dir: Option<PathBuf>,
     pub tls_cert: Option<PathBuf>,
@@ -195,6 +200,8 @@ pub struct Config {
     /// Zero: the leader does not compact.
     pub compaction_interval: Duration,
     pub event_ttl: Duration,
+    /// `None`: finished jobs are kept for ever unless they say otherwise.
+    pub finished_ttl: Option<Duration>,
     pub max_watches: usize,
     pub dev: bool,
     pub data_dir: PathBuf,
@@ -323,6 +330,14 @@ impl Config {
                     .unwrap_or(3600)
                     .max(1),
             ),
+            finished_ttl: match cli
+                .finished_ttl_seconds
+                .or(file.finished_ttl_seconds)
+                .unwrap_or(7 * 86_400)
+            {
+                0 => None,
+                s => Some(Duration::from_secs(s)),
+            },
             max_watches: cli
                 .max_watches
                 .or(file.max_watches)

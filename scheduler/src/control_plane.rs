@@ -90,6 +90,7 @@ impl ControlPlane {
             plan: PlanConfig {
                 node_grace: config.node_grace,
                 event_ttl: config.event_ttl,
+                finished_ttl: config.finished_ttl,
                 ..PlanConfig::default()
             },
             max_in_flight: config.max_commits_in_flight,

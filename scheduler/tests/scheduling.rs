@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use harness::*;
-use uni_core::model::{Allocation, Workload};
-use uni_core::store::keys::{NodeKey, TypedKey, WorkloadKey};
-use uni_core::store::{codec, KvStore, LeaseKeeper};
+use uni_core::model::{Allocation, ReplicaPhase, ReplicaStatus, Workload};
+use uni_core::store::keys::{NodeKey, StatusKey, TypedKey, WorkloadKey};
+use uni_core::store::{codec, KvStore, LeaseKeeper, RangeOptions};
 use uni_core::testing::EtcdServer;
 use uni_proto::v1 as pb;
 
@@ -345,4 +345,74 @@ async fn allocations_of_a_workload_recreated_unseen_are_replaced() {
     })
     .await;
     assert_ne!(allocs[0].id, old[0].id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finished_jobs_are_deleted_after_their_time_to_live() {
+    let (etcd, store) = setup().await;
+    register(&store, &node("node-a", 8, 32, 0, "", 0), 0).await;
+    let s = Scheduler::start(&etcd.endpoint(), "s1").await;
+    let job = |name: &str, ttl: &str| {
+        workload(&format!(
+            r#"
+meta: {{name: {name}, namespace: default}}
+spec:
+  training:
+    template:
+      command: ["true"]
+      resources: {{compute: "1", memory: 1Gi}}
+    workers: {{min: 1, max: 1}}{ttl}
+"#
+        ))
+    };
+    create(&s, &job("short", "\n    ttl_seconds_after_finished: 1")).await;
+    create(&s, &job("kept", "")).await;
+    let allocs = wait_allocations(&store, "both placed", |a| a.len() == 2).await;
+    // Each worker reports success, as its agent would.
+    for a in &allocs {
+        let key = StatusKey::new("default", a.workload.as_str(), 0u32)
+            .unwrap()
+            .format();
+        let status = ReplicaStatus {
+            allocation_id: a.id.clone(),
+            node: a.node.clone(),
+            phase: ReplicaPhase::Succeeded,
+            exit_code: Some(0),
+            ..ReplicaStatus::default()
+        };
+        store
+            .put(&key, codec::encode(&status).unwrap(), 0)
+            .await
+            .unwrap();
+    }
+    // "short" goes, with its status; "kept" stays Succeeded (the default keeps it 7 days).
+    wait_for(
+        &store,
+        "/universal/v1/",
+        "short deleted with its status",
+        |kvs| {
+            let keys: Vec<&str> = kvs.iter().map(|kv| kv.key.as_str()).collect();
+            !keys
+                .iter()
+                .any(|k| k.ends_with("/default/short") || k.contains("/default/short/"))
+                && keys.iter().any(|k| k.ends_with("workloads/default/kept"))
+        },
+    )
+    .await;
+    let kept = get(&s, "kept").await;
+    assert_eq!(
+        kept.status.map(|s| s.phase),
+        Some(pb::WorkloadPhase::Succeeded as i32)
+    );
+    let events = store
+        .range("/universal/v1/events/", RangeOptions::default())
+        .await
+        .unwrap();
+    assert!(
+        events
+            .kvs
+            .iter()
+            .any(|kv| String::from_utf8_lossy(&kv.value).contains("time-to-live of 1s")),
+        "no Expired event"
+    );
 }

@@ -123,6 +123,7 @@ async fn start(dir: &Path) -> Cluster {
         max_commits_in_flight: 4,
         compaction_interval: std::time::Duration::from_secs(300),
         event_ttl: std::time::Duration::from_secs(3600),
+        finished_ttl: None,
         max_watches: 10_000,
         dev: false,
         data_dir: PathBuf::new(),

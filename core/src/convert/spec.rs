@@ -232,6 +232,7 @@ impl From<&TrainingJobSpec> for pb::TrainingJobSpec {
             grace_period_seconds: Some(s.grace_period_seconds),
             priority: Some(s.priority),
             queue: s.queue.clone(),
+            ttl_seconds_after_finished: s.ttl_seconds_after_finished,
         }
     }
 }
@@ -268,6 +269,7 @@ impl FromProto<pb::TrainingJobSpec> for TrainingJobSpec {
                 .unwrap_or(TrainingJobSpec::DEFAULT_GRACE_PERIOD_SECONDS),
             priority: p.priority.unwrap_or(priority::NORMAL),
             queue: or_default(&p.queue, DEFAULT_QUEUE),
+            ttl_seconds_after_finished: p.ttl_seconds_after_finished,
         }
     }
 }

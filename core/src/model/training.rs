@@ -21,6 +21,9 @@ pub struct TrainingJobSpec {
     pub grace_period_seconds: u32,
     pub priority: i32,
     pub queue: String,
+    /// Deleted this long after it finished; `None`: the scheduler's default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttl_seconds_after_finished: Option<u32>,
 }
 
 impl TrainingJobSpec {
@@ -38,6 +41,7 @@ impl Default for TrainingJobSpec {
             grace_period_seconds: Self::DEFAULT_GRACE_PERIOD_SECONDS,
             priority: priority::NORMAL,
             queue: DEFAULT_QUEUE.to_string(),
+            ttl_seconds_after_finished: None,
         }
     }
 }

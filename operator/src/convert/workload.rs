@@ -107,6 +107,7 @@ impl WorkloadResource for TrainingJob {
             grace_period_seconds: s.grace_period_seconds,
             priority: s.priority,
             queue: s.queue.clone().unwrap_or_default(),
+            ttl_seconds_after_finished: s.ttl_seconds_after_finished,
         };
         let counts = Counts {
             desired: None,
@@ -345,6 +346,7 @@ mod tests {
                 grace_period_seconds: None,
                 priority: None,
                 queue: Some("research".into()),
+                ttl_seconds_after_finished: None,
             },
         );
         job.metadata.namespace = Some("ml".into());

@@ -14,6 +14,9 @@ pub struct ResourceState {
     pub deleting: bool,
     /// Our finalizer is present.
     pub has_finalizer: bool,
+    /// Its status records a training job that finished (Succeeded or Failed): once Universal
+    /// has deleted it (after its TTL) it is not created again, which would run it again.
+    pub finished: bool,
 }
 
 /// Who a Universal object with the resource's name belongs to.
@@ -120,6 +123,8 @@ pub enum Step {
     RemoveFinalizer,
     /// Being deleted and our finalizer is already gone.
     Nothing,
+    /// A finished job Universal no longer holds: its status stays as it was.
+    Finished,
 }
 
 /// The next step for one resource. `wanted` is Err with the reason when the resource cannot
@@ -154,7 +159,11 @@ pub fn decide(
         }
     };
     let Some(o) = observed else {
-        return Step::Create;
+        return if resource.finished {
+            Step::Finished
+        } else {
+            Step::Create
+        };
     };
     match &o.owner {
         Owner::OtherKind(kind) => {
@@ -195,10 +204,12 @@ mod tests {
     const LIVE: ResourceState = ResourceState {
         deleting: false,
         has_finalizer: true,
+        finished: false,
     };
     const DELETING: ResourceState = ResourceState {
         deleting: true,
         has_finalizer: true,
+        finished: false,
     };
 
     fn counts(min: u32, desired: u32, max: u32) -> Counts {
@@ -227,10 +238,29 @@ mod tests {
     }
 
     #[test]
+    fn a_finished_job_universal_deleted_is_not_created_again() {
+        let finished = ResourceState {
+            finished: true,
+            ..LIVE
+        };
+        assert_eq!(
+            decide(finished, wanted("a", counts(1, 1, 1)), None),
+            Step::Finished
+        );
+        // While Universal still holds it, it is mirrored as usual.
+        let o = ours("a", counts(1, 1, 1));
+        assert_eq!(
+            decide(finished, wanted("a", counts(1, 1, 1)), Some(&o)),
+            Step::InSync
+        );
+    }
+
+    #[test]
     fn finalizer_comes_first() {
         let fresh = ResourceState {
             deleting: false,
             has_finalizer: false,
+            finished: false,
         };
         assert_eq!(
             decide(fresh, wanted("a", counts(1, 1, 1)), None),
@@ -349,6 +379,7 @@ mod tests {
         let gone = ResourceState {
             deleting: true,
             has_finalizer: false,
+            finished: false,
         };
         assert_eq!(
             decide(gone, wanted("a", counts(1, 1, 1)), None),

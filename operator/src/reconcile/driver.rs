@@ -48,6 +48,11 @@ pub trait Mirror: Sync {
     fn note(&self, step: &Step) -> Option<Note>;
     /// The status on the resource as read.
     fn written(&self) -> Option<&Self::Status>;
+
+    /// The resource records a finished run (see [`ResourceState::finished`]).
+    fn finished(&self) -> bool {
+        false
+    }
     /// The status for an outcome (`observed`: the Universal object, None if absent or not ours).
     fn status(
         &self,
@@ -133,6 +138,7 @@ impl<M: Mirror> Driver<'_, M> {
             let state = ResourceState {
                 deleting,
                 has_finalizer: self.has_finalizer,
+                finished: self.mirror.finished(),
             };
             let step = decide(state, self.mirror.wanted(), observed.as_ref());
             debug!(object = %self.label, ?step, "reconcile step");
@@ -182,7 +188,7 @@ impl<M: Mirror> Driver<'_, M> {
             }
             Step::WaitForDeletion => return Ok(Next::Done(Action::requeue(self.ctx.poll))),
             Step::RemoveFinalizer => return self.release().await.map(Next::Done),
-            Step::Nothing => return Ok(Next::Done(Action::await_change())),
+            Step::Nothing | Step::Finished => return Ok(Next::Done(Action::await_change())),
         };
         match written {
             Ok(object) => {

@@ -97,6 +97,14 @@ impl<K: WorkloadResource> Mirror for WorkloadMirror<'_, K> {
         self.obj.workload_status()
     }
 
+    fn finished(&self) -> bool {
+        K::KIND == "TrainingJob"
+            && self
+                .written()
+                .and_then(|s| s.phase.as_deref())
+                .is_some_and(|p| matches!(p, "Succeeded" | "Failed"))
+    }
+
     fn status(
         &self,
         verdict: &Verdict,

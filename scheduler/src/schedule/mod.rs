@@ -4,6 +4,7 @@
 mod backoff;
 mod commit;
 mod events;
+mod expiry;
 mod gauges;
 mod lifecycle;
 mod pass;

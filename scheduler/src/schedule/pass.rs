@@ -13,6 +13,7 @@ use uni_placement::{Mix, Policy};
 
 use super::backoff::Backoffs;
 use super::events::EventLog;
+use super::expiry::Expiries;
 use crate::cache::State;
 use crate::metrics::Metrics;
 
@@ -43,6 +44,10 @@ pub struct Pass<'a> {
     pub policy: &'a Policy,
     pub mix: &'a Mix,
     pub backoffs: &'a mut Backoffs,
+    /// Finished jobs waiting for their time-to-live.
+    pub expiries: &'a mut Expiries,
+    /// Kept that long after finishing unless the job says otherwise; `None`: for ever.
+    pub finished_ttl: Option<Duration>,
     pub events: &'a mut EventLog,
     /// Lease events are attached to, so they expire; 0 for none.
     pub event_lease: LeaseId,

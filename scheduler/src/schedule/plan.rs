@@ -13,6 +13,7 @@ use uni_placement::Policy;
 
 use super::backoff::Backoffs;
 use super::events::EventLog;
+use super::expiry::Expiries;
 use super::pass::{Pass, Plan};
 use super::{lifecycle, workload};
 use crate::cache::State;
@@ -28,6 +29,8 @@ pub struct PlanConfig {
     pub backoff_max: Duration,
     /// How long an event is kept after its last occurrence.
     pub event_ttl: Duration,
+    /// How long a finished training job is kept unless it says otherwise; `None`: for ever.
+    pub finished_ttl: Option<Duration>,
 }
 
 impl Default for PlanConfig {
@@ -38,6 +41,7 @@ impl Default for PlanConfig {
             backoff_initial: Duration::from_secs(1),
             backoff_max: Duration::from_secs(60),
             event_ttl: Duration::from_secs(3600),
+            finished_ttl: Some(Duration::from_secs(7 * 86_400)),
         }
     }
 }
@@ -47,6 +51,7 @@ pub struct Planner {
     pub policy: Policy,
     pub metrics: Arc<Metrics>,
     pub backoffs: Backoffs,
+    expiries: Expiries,
     /// Keeps the mix placement measures against that of what the cluster runs.
     pub learner: MixLearner,
     /// Events written so far, so repeats update one event.
@@ -64,6 +69,7 @@ impl Planner {
             policy,
             metrics,
             backoffs,
+            expiries: Expiries::default(),
             events: EventLog::default(),
             event_lease: None,
         }
@@ -105,6 +111,8 @@ impl Planner {
             policy: &self.policy,
             mix: self.learner.mix(),
             backoffs: &mut self.backoffs,
+            expiries: &mut self.expiries,
+            finished_ttl: self.config.finished_ttl,
             events: &mut self.events,
             event_lease: self.event_lease.map_or(0, |(id, _)| id),
             metrics: &self.metrics,
@@ -115,6 +123,7 @@ impl Planner {
             pass.backoffs.release_all(st.dirty_mut());
         }
         pass.backoffs.release_due(now, st.dirty_mut());
+        pass.expiries.release_due(now, st.dirty_mut());
 
         let mut queue: Vec<WorkloadRef> = st.take_dirty().into_iter().collect();
         // Highest priority first, then oldest first, as a fair FIFO within a priority.
@@ -135,10 +144,14 @@ impl Planner {
 
         let depth = st.dirty_len() + pass.backoffs.len();
         pass.metrics.queue_depth.set(depth as i64);
-        let wake = [node_wake, pass.backoffs.next_due()]
-            .into_iter()
-            .flatten()
-            .min();
+        let wake = [
+            node_wake,
+            pass.backoffs.next_due(),
+            pass.expiries.next_due(),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         (pass.plan, wake)
     }
 }

@@ -10,11 +10,12 @@ use uni_core::model::{
     Allocation, EnvVar, EventType, ReplicaPhase, ReplicaView, ResourceAmounts, TrainingJobSpec,
     UnixMillis, Workload, WorkloadPhase, WorkloadSpec,
 };
-use uni_core::store::keys::{StatusKey, TypedKey};
-use uni_core::store::{Txn, TxnOp};
+use uni_core::store::keys::{StatusKey, TypedKey, WorkloadKey};
+use uni_core::store::{Compare, CompareOp, Txn, TxnOp};
 use uni_placement::ReplicaRequest;
 use uni_placement::{place, Decision, Unschedulable};
 
+use super::expiry::Expiries;
 use super::pass::Pass;
 use super::status::{object_ref, set_schedulable};
 use crate::cache::State;
@@ -71,9 +72,48 @@ pub fn reconcile(pass: &mut Pass<'_>, st: &mut State, r: &WorkloadRef, now: Inst
     }
 }
 
+/// A finished job past its time-to-live is deleted (only if unchanged since it was read);
+/// the deletion then removes its statuses as for any deleted workload.
+fn expire(pass: &mut Pass<'_>, st: &State, r: &WorkloadRef, w: &Workload, now: Instant) {
+    let (Some(ttl), Some(completed)) = (Expiries::ttl(w, pass.finished_ttl), w.status.completed)
+    else {
+        return;
+    };
+    if !pass.expiries.check(r, completed, ttl, pass.now, now) {
+        return;
+    }
+    let (Some(stored), Ok(key)) = (
+        st.workload(r),
+        WorkloadKey::new(r.namespace.clone(), r.name.clone()),
+    ) else {
+        return;
+    };
+    let key = key.format();
+    pass.plan.singles.push(
+        Txn::new()
+            .when([Compare::mod_revision(
+                key.as_str(),
+                CompareOp::Equal,
+                stored.mod_revision,
+            )])
+            .and_then([TxnOp::delete(key)]),
+    );
+    pass.event(
+        object_ref(w),
+        EventType::Normal,
+        "Expired",
+        format!(
+            "finished {}s ago; deleted after its time-to-live of {}s",
+            pass.now.millis_since(completed) / 1000,
+            ttl.as_secs()
+        ),
+    );
+}
+
 /// The workload is gone: free its allocations and forget its replica statuses.
 fn remove_workload(pass: &mut Pass<'_>, st: &mut State, r: &WorkloadRef) {
     pass.backoffs.succeed(r);
+    pass.expiries.forget(r);
     delete_all(pass, st, r);
     let replicas = st.replicas_with_status(r);
     for replica in replicas {
@@ -175,6 +215,7 @@ fn training(
     if w.status.phase.is_terminal() {
         pass.backoffs.succeed(r);
         delete_all(pass, st, r);
+        expire(pass, st, r, w, now);
         return;
     }
     let allocs: Vec<Allocation> = st.allocations_of(r).into_iter().cloned().collect();
