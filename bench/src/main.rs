@@ -2,6 +2,7 @@
 
 mod cost;
 mod replay;
+mod soak;
 mod store;
 mod throughput;
 
@@ -24,6 +25,9 @@ enum Command {
     Replay(replay::Args),
     /// Hourly price of a workload mix: a fleet Universal packs against one instance each.
     Cost(cost::Args),
+    /// Steady create/finish/delete churn for a set time: store size, scheduler memory and
+    /// placement latency at the start and the end.
+    Soak(soak::Args),
 }
 
 #[tokio::main]
@@ -33,5 +37,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Throughput(args) => throughput::run(args).await,
         Command::Replay(args) => replay::run(args).await,
         Command::Cost(args) => cost::run(args).await,
+        Command::Soak(args) => soak::run(args).await,
     }
 }

@@ -101,7 +101,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         },
         None => {
             let (child, api) =
-                start_scheduler(&endpoints, args.secure.then_some(pki.path())).await?;
+                start_scheduler(&endpoints, args.secure.then_some(pki.path()), &[]).await?;
             scheduler = Some(child);
             api
         }
@@ -134,7 +134,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let rss = scheduler
         .as_ref()
         .and_then(|c| c.id())
-        .and_then(max_rss_mib);
+        .and_then(|pid| rss_mib(pid, "VmHWM:"));
     let report = Report {
         nodes: args.nodes,
         secure: args.secure,
@@ -219,7 +219,7 @@ fn sim_node(i: usize) -> Node {
 }
 
 /// Registers nodes as agents do, each group of 100 under one lease kept alive by the bench.
-async fn register_nodes(
+pub(crate) async fn register_nodes(
     store: &Arc<dyn KvStore>,
     n: usize,
 ) -> anyhow::Result<Vec<uni_core::store::LeaseKeeper>> {
@@ -246,10 +246,12 @@ async fn register_nodes(
     Ok(keepers)
 }
 
-/// Starts `uni-scheduler` on `endpoints`: with `--insecure`, or secured by `init` in `pki`.
-async fn start_scheduler(
+/// Starts `uni-scheduler` on `endpoints` with `extra` flags: with `--insecure`, or secured by
+/// `init` in `pki`.
+pub(crate) async fn start_scheduler(
     endpoints: &[String],
     pki: Option<&Path>,
+    extra: &[&str],
 ) -> anyhow::Result<(tokio::process::Child, Target)> {
     let exe: PathBuf = std::env::current_exe()?.with_file_name("uni-scheduler");
     if !exe.exists() {
@@ -261,6 +263,7 @@ async fn start_scheduler(
     let mut cmd = tokio::process::Command::new(&exe);
     cmd.args(["--etcd-endpoints", &endpoints.join(",")])
         .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
+        .args(extra)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .kill_on_drop(true);
@@ -449,11 +452,12 @@ async fn phase(
     })
 }
 
-fn max_rss_mib(pid: u32) -> Option<f64> {
+/// A memory figure of `/proc/PID/status` (`VmHWM:` the peak, `VmRSS:` the current) in MiB.
+pub(crate) fn rss_mib(pid: u32, field: &str) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let kb: f64 = status
         .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
+        .find(|l| l.starts_with(field))?
         .split_whitespace()
         .nth(1)?
         .parse()

@@ -30,6 +30,7 @@ pub struct Metrics {
     /// The revision the leader last compacted the store to.
     pub compacted_revision: IntGauge,
     pub store_db_size: IntGauge,
+    pub store_db_size_in_use: IntGauge,
     /// 1 per alarm the store has raised (NOSPACE, CORRUPT).
     pub store_alarms: IntGaugeVec,
     /// The store's last health, for `/healthz`.
@@ -111,6 +112,10 @@ impl Metrics {
                 "universal_store_db_size_bytes",
                 "Size of the store's database.",
             )?,
+            store_db_size_in_use: IntGauge::new(
+                "universal_store_db_size_in_use_bytes",
+                "Of the store's database, what holds data (the rest is free pages).",
+            )?,
             store_alarms: IntGaugeVec::new(
                 Opts::new(
                     "universal_store_alarm",
@@ -125,6 +130,8 @@ impl Metrics {
         m.registry
             .register(Box::new(m.compacted_revision.clone()))?;
         m.registry.register(Box::new(m.store_db_size.clone()))?;
+        m.registry
+            .register(Box::new(m.store_db_size_in_use.clone()))?;
         m.registry.register(Box::new(m.store_alarms.clone()))?;
         m.registry.register(Box::new(m.submit_to_placed.clone()))?;
         m.registry.register(Box::new(m.commit_duration.clone()))?;
@@ -161,6 +168,8 @@ impl Metrics {
         }
         self.store_db_size
             .set(i64::try_from(health.db_size_bytes).unwrap_or(i64::MAX));
+        self.store_db_size_in_use
+            .set(i64::try_from(health.db_size_in_use_bytes).unwrap_or(i64::MAX));
         *last = health;
     }
 

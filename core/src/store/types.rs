@@ -50,6 +50,9 @@ pub struct RangeResponse {
 pub struct StoreHealth {
     /// Size of the backing database (etcd's `dbSize` of the member asked, or the file).
     pub db_size_bytes: u64,
+    /// Of that, what holds data (etcd's `dbSizeInUse`; the rest is free pages a defrag would
+    /// return): what compaction keeps flat.
+    pub db_size_in_use_bytes: u64,
     /// Raised alarms, e.g. `NOSPACE`, sorted.
     pub alarms: Vec<String>,
 }

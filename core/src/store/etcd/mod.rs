@@ -259,6 +259,7 @@ impl KvStore for EtcdStore {
         names.dedup();
         Ok(StoreHealth {
             db_size_bytes: u64::try_from(status.db_size()).unwrap_or(0),
+            db_size_in_use_bytes: u64::try_from(status.raft_used_db_size()).unwrap_or(0),
             alarms: names,
         })
     }
