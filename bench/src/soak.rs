@@ -17,11 +17,10 @@ use serde::Serialize;
 use tokio::sync::Mutex;
 use uni_core::model::{ReplicaPhase, ReplicaStatus, Workload};
 use uni_core::store::keys::{AllocationKey, StatusKey, TypedKey, WorkloadKey};
-use uni_core::store::{codec, EtcdStore, EventKind, KvStore, Pager};
-use uni_core::testing::EtcdServer;
+use uni_core::store::{codec, EventKind, KvStore, Pager};
 use uni_proto::v1 as pb;
 
-use crate::throughput::{register_nodes, rss_mib, start_scheduler};
+use crate::throughput::{etcd, percentile_ms, register_nodes, rss_mib, start_scheduler};
 
 #[derive(clap::Args, Clone)]
 pub struct Args {
@@ -90,16 +89,7 @@ struct Window {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let _private_etcd;
-    let endpoints = if args.etcd_endpoints.is_empty() {
-        let server = EtcdServer::start().await?;
-        let e = vec![server.endpoint()];
-        _private_etcd = server;
-        e
-    } else {
-        args.etcd_endpoints.clone()
-    };
-    let store: Arc<dyn KvStore> = Arc::new(EtcdStore::connect(&endpoints).await?);
+    let (_private_etcd, endpoints, store) = etcd(&args.etcd_endpoints).await?;
     let keepers = register_nodes(&store, args.nodes).await?;
     eprintln!("registered {} nodes", args.nodes);
     let compaction = args.compaction_interval_seconds.to_string();
@@ -129,7 +119,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut deletions: VecDeque<(Instant, String)> = VecDeque::new();
     let mut samples = Vec::new();
     let mut created = 0usize;
-    let templates = [service("t"), job("t")];
+    let templates = [workload(SERVICE), workload(JOB)];
     while Instant::now() < end {
         let now = Instant::now();
         if now >= next_sample {
@@ -216,37 +206,28 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn service(prefix: &str) -> pb::Workload {
-    workload(&format!(
-        r#"
-meta: {{name: {prefix}, namespace: soak}}
-spec:
+/// A one-replica service.
+const SERVICE: &str = r#"
   inference:
     template:
       command: ["serve"]
-      resources: {{compute: 500m, memory: 1Gi}}
-    replicas: {{min: 1, max: 1, desired: 1}}
-"#
-    ))
-}
+      resources: {compute: 500m, memory: 1Gi}
+    replicas: {min: 1, max: 1, desired: 1}
+"#;
 
-fn job(prefix: &str) -> pb::Workload {
-    workload(&format!(
-        r#"
-meta: {{name: {prefix}, namespace: soak}}
-spec:
+/// A one-worker job, deleted as soon as it finished.
+const JOB: &str = r#"
   training:
     template:
       command: ["train"]
-      resources: {{compute: "2", memory: 4Gi}}
-    workers: {{min: 1, max: 1}}
+      resources: {compute: "2", memory: 4Gi}
+    workers: {min: 1, max: 1}
     ttl_seconds_after_finished: 0
-"#
-    ))
-}
+"#;
 
-fn workload(yaml: &str) -> pb::Workload {
-    let w: Workload = serde_yaml::from_str(yaml).expect("soak workload yaml is valid");
+fn workload(spec: &str) -> pb::Workload {
+    let yaml = format!("meta: {{name: soak, namespace: soak}}\nspec:{spec}");
+    let w: Workload = serde_yaml::from_str(&yaml).expect("soak workload yaml is valid");
     pb::Workload::from(&w)
 }
 
@@ -305,11 +286,7 @@ async fn sample(
     }
     let mut latencies = std::mem::take(&mut window.lock().await.latencies);
     latencies.sort();
-    let pct = |p: f64| {
-        latencies
-            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
-            .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
-    };
+    let pct = |p: f64| percentile_ms(&latencies, p);
     let mib = |b: u64| b as f64 / (1 << 20) as f64;
     Ok(Sample {
         at_seconds: start.elapsed().as_secs_f64(),

@@ -76,17 +76,31 @@ struct Report {
     scheduler_max_rss_mib: Option<f64>,
 }
 
-pub async fn run(args: Args) -> anyhow::Result<()> {
-    let _private_etcd;
-    let endpoints = if args.etcd_endpoints.is_empty() {
+/// The etcd at `endpoints`, or (none given) a private one on free ports, kept running as long
+/// as the returned server lives.
+pub(crate) async fn etcd(
+    endpoints: &[String],
+) -> anyhow::Result<(Option<EtcdServer>, Vec<String>, Arc<dyn KvStore>)> {
+    let (server, endpoints) = if endpoints.is_empty() {
         let server = EtcdServer::start().await?;
         let e = vec![server.endpoint()];
-        _private_etcd = server;
-        e
+        (Some(server), e)
     } else {
-        args.etcd_endpoints.clone()
+        (None, endpoints.to_vec())
     };
     let store: Arc<dyn KvStore> = Arc::new(EtcdStore::connect(&endpoints).await?);
+    Ok((server, endpoints, store))
+}
+
+/// The `p` quantile of sorted `latencies`, in milliseconds (0 when there are none).
+pub(crate) fn percentile_ms(latencies: &[Duration], p: f64) -> f64 {
+    latencies
+        .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let (_private_etcd, endpoints, store) = etcd(&args.etcd_endpoints).await?;
     let ceiling = etcd_ceiling(&store).await?;
     eprintln!("etcd batched writes: {ceiling:.0} keys/s");
 
@@ -434,11 +448,7 @@ async fn phase(
     let (mut latencies, first, last) =
         tokio::time::timeout(Duration::from_secs(600), watcher).await???;
     latencies.sort();
-    let pct = |p: f64| {
-        latencies
-            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
-            .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
-    };
+    let pct = |p: f64| percentile_ms(&latencies, p);
     let placed = latencies.len();
     let span = first.map_or(0.0, |f| last.duration_since(start.min(f)).as_secs_f64());
     Ok(Phase {
