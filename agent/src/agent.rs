@@ -27,6 +27,7 @@ use crate::logs::LogServer;
 use crate::metrics::{self, Metrics};
 use crate::registration::{Identity, Registration};
 use crate::runtime::fence;
+use crate::runtime::namespace_users::NamespaceUsers;
 use crate::runtime::{
     register_replica_metrics, FinishedRuns, OnShutdown, ReplicaHost, ReplicaTable, Runtime,
     RuntimeOptions, ShimMode, StatusReporter,
@@ -186,6 +187,12 @@ impl Agent {
             );
         }
 
+        let namespace_users = opts
+            .namespace_users
+            .clone()
+            .map(|range| NamespaceUsers::open(&config.data_dir, range))
+            .transpose()?;
+
         let server::Listeners {
             grpc,
             grpc_addr,
@@ -224,6 +231,7 @@ impl Agent {
             has_accelerators,
             device_nodes,
             lease,
+            namespace_users,
         });
 
         let rest_cancel = CancellationToken::new();

@@ -125,6 +125,10 @@ pub struct Cli {
     /// Group id replicas run as when their template names none (default 65534; not 0).
     #[arg(long, env = "UNIVERSAL_AGENT_RUN_AS_GROUP")]
     pub run_as_group: Option<u32>,
+    /// User ids given to namespaces, one each, for replicas whose template names no user
+    /// (default 200000-299999); `off` runs them all as --run-as-user.
+    #[arg(long, env = "UNIVERSAL_AGENT_NAMESPACE_UIDS")]
+    pub namespace_uids: Option<String>,
     /// Run this many simulated nodes instead of managing this machine.
     #[arg(long, env = "UNIVERSAL_AGENT_SIMULATE")]
     pub simulate: Option<usize>,
@@ -177,6 +181,7 @@ pub struct FileConfig {
     pub stop_workloads_on_exit: Option<bool>,
     pub run_as_user: Option<u32>,
     pub run_as_group: Option<u32>,
+    pub namespace_uids: Option<String>,
     pub simulate: Option<usize>,
     pub profile: Option<PathBuf>,
 }
@@ -231,6 +236,30 @@ fn labels(list: &[String]) -> Result<BTreeMap<String, String>> {
             _ => Err(Error::Config(format!("labels: {s:?} is not key=value"))),
         })
         .collect()
+}
+
+/// `MIN-MAX` (ids above 0), or `off`.
+fn namespace_uids(text: &str) -> Result<Option<std::ops::RangeInclusive<u32>>> {
+    if text.trim() == "off" {
+        return Ok(None);
+    }
+    let bad = |why: &str| Error::Config(format!("namespace-uids: {text:?} {why}"));
+    let (min, max) = text
+        .split_once('-')
+        .ok_or_else(|| bad("is not MIN-MAX or off"))?;
+    let parse = |s: &str| {
+        s.trim()
+            .parse::<u32>()
+            .map_err(|_| bad("is not MIN-MAX or off"))
+    };
+    let (min, max) = (parse(min)?, parse(max)?);
+    if min == 0 {
+        return Err(bad("includes 0 (root)"));
+    }
+    if min > max {
+        return Err(bad("is empty (MIN above MAX)"));
+    }
+    Ok(Some(min..=max))
 }
 
 /// The default identity of replicas: unprivileged. Root is for templates that ask for it.
@@ -364,6 +393,9 @@ impl Config {
             cli.run_as_user.or(file.run_as_user),
             cli.run_as_group.or(file.run_as_group),
         )?;
+        if let Some(range) = cli.namespace_uids.or(file.namespace_uids) {
+            agent.runtime.namespace_users = namespace_uids(&range)?;
+        }
         let simulate = match simulating {
             Some(nodes) => {
                 let profile = cli
@@ -469,6 +501,17 @@ mod tests {
     fn replicas_default_to_nobody_and_never_to_root() {
         let c = Config::resolve(Cli::parse_from(["uni-agent"])).unwrap();
         assert_eq!(c.agent.runtime.run_as, RunAs::NOBODY);
+        assert_eq!(
+            c.agent.runtime.namespace_users,
+            Some(crate::runtime::namespace_users::DEFAULT_RANGE)
+        );
+        let off = Config::resolve(Cli::parse_from(["uni-agent", "--namespace-uids", "off"]));
+        assert_eq!(off.unwrap().agent.runtime.namespace_users, None);
+        for bad in ["0-10", "10-5", "many"] {
+            let err = Config::resolve(Cli::parse_from(["uni-agent", "--namespace-uids", bad]))
+                .unwrap_err();
+            assert!(err.to_string().contains("namespace-uids"), "{err}");
+        }
         for flag in ["--run-as-user", "--run-as-group"] {
             let err = Config::resolve(Cli::parse_from(["uni-agent", flag, "0"])).unwrap_err();
             assert!(err.to_string().contains("may not be root"), "{err}");

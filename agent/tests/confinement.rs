@@ -1,5 +1,5 @@
-//! Replicas run unprivileged and confined: as nobody (65534) unless their template names a
-//! user; even as uid 0 with no capability and `no_new_privs`; with `oom_score_adj` 0 whatever
+//! Replicas run unprivileged and confined: as their namespace's own user on the node (one
+//! per namespace, so tenants do not share one) unless their template names a user; even as uid 0 with no capability and `no_new_privs`; with `oom_score_adj` 0 whatever
 //! the agent's; unable to open the device node of an accelerator not bound to them. Output is
 //! read back through the agent's LogService. These tests must run as root (CI does): as
 //! another user they fail, saying so.
@@ -63,7 +63,7 @@ async fn output(
         .await
         .expect("connect");
     let req = StreamLogsRequest {
-        namespace: NS.into(),
+        namespace: w.meta.namespace.clone(),
         workload: w.meta.name.clone(),
         replica: Some(0),
         ..StreamLogsRequest::default()
@@ -88,7 +88,7 @@ async fn agent(node: &str, data: &Path, store: &Arc<dyn KvStore>) -> RunningAgen
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_replica_runs_as_nobody_by_default() {
+async fn a_replica_runs_as_its_namespaces_own_user_by_default() {
     require_root();
     let (_etcd, store) = etcd().await;
     let data = tempfile::tempdir().expect("tempdir");
@@ -98,17 +98,42 @@ async fn a_replica_runs_as_nobody_by_default() {
                   touch scratch-file && stat -c 'owner %u %g' .";
     let out = output(&store, &agent, "n1", &job("who", script, None), vec![]).await;
     let l = lines(&out);
+    // The first namespace on this node gets the first id of the default range.
+    let id = uni_agent::runtime::namespace_users::DEFAULT_RANGE
+        .start()
+        .to_string();
+    let owner = format!("owner {id} {id}");
     assert_eq!(
         l,
-        vec![
-            "65534",
-            "65534",
-            "65534",
-            "shadow-denied",
-            "owner 65534 65534"
-        ],
+        vec![&id, &id, &id, "shadow-denied", owner.as_str()],
         "{out}"
     );
+    // Another workload of the namespace runs as the same user; the agent's table keeps it.
+    let again = output(
+        &store,
+        &agent,
+        "n1",
+        &job("who-else", "id -u", None),
+        vec![],
+    )
+    .await;
+    assert_eq!(lines(&again), vec![id.as_str()], "{again}");
+    let table = std::fs::read_to_string(data.path().join("namespace-users.json")).unwrap();
+    assert!(table.contains(&format!("\"{NS}\": {id}")), "{table}");
+    agent.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_of_other_namespaces_run_as_other_users() {
+    require_root();
+    let (_etcd, store) = etcd().await;
+    let data = tempfile::tempdir().expect("tempdir");
+    let agent = agent("n1", data.path(), &store).await;
+    let ours = output(&store, &agent, "n1", &job("mine", "id -u", None), vec![]).await;
+    let mut theirs = job("theirs", "id -u", None);
+    theirs.meta.namespace = "team-b".into();
+    let theirs = output(&store, &agent, "n1", &theirs, vec![]).await;
+    assert_ne!(lines(&ours), lines(&theirs), "two tenants share a user");
     agent.shutdown().await;
 }
 
@@ -127,8 +152,9 @@ async fn root_asked_for_explicitly_has_no_capabilities() {
         .map(|(k, v)| (k, v.trim()))
         .collect();
     let l = lines(&out);
-    // Root as asked; the group the template left unset is the agent's default.
-    assert_eq!(&l[..2], ["0", "65534"], "{out}");
+    // Root as asked; the group the template left unset is the namespace's.
+    let gid = uni_agent::runtime::namespace_users::DEFAULT_RANGE.start().to_string();
+    assert_eq!(&l[..2], ["0", gid.as_str()], "{out}");
     for cap in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
         assert_eq!(fields.get(cap), Some(&"0000000000000000"), "{cap}: {out}");
     }

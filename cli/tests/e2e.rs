@@ -91,7 +91,7 @@ async fn http_ok(port: u64) -> bool {
 async fn run(store: Arc<dyn KvStore>) {
     let dir = tempfile::tempdir().unwrap();
     // The agent's data directory holds the replicas' scratch directories, which replicas
-    // (running as nobody) reach by path: it must be searchable by others, as
+    // (running as their namespace's user) reach by path: it must be searchable by others, as
     // /var/lib/universal is, not 0700 as a temporary directory is made.
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let pki = init(&InitOptions {

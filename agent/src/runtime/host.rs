@@ -10,6 +10,7 @@ use uni_core::store::KvStore;
 use super::fence::LeaseLost;
 use super::finished_runs::FinishedRuns;
 use super::launcher::ShimMode;
+use super::namespace_users::NamespaceUsers;
 use super::options::RuntimeOptions;
 use super::replica_table::ReplicaTable;
 use super::reporter::StatusReporter;
@@ -38,6 +39,8 @@ pub struct ReplicaHost {
     pub device_nodes: DeviceNodes,
     /// Since when the node's lease is lost, for fencing.
     pub lease: LeaseLost,
+    /// Each namespace's own user on this node, when enabled.
+    pub namespace_users: Option<NamespaceUsers>,
 }
 
 impl ReplicaHost {

@@ -7,6 +7,7 @@ pub mod fence;
 mod finished_runs;
 mod host;
 mod launcher;
+pub mod namespace_users;
 mod options;
 mod replica_metrics;
 mod replica_table;

@@ -33,8 +33,12 @@ pub struct RuntimeOptions {
     /// A run that lasted this long resets the backoff.
     pub backoff_reset_after: Duration,
     pub on_shutdown: OnShutdown,
-    /// Who replicas run as when their template names no user or group (never root).
+    /// Who replicas run as when their template names no user or group (never root), unless
+    /// `namespace_users` gives each namespace its own.
     pub run_as: RunAs,
+    /// Ids handed to namespaces, one each, for replicas whose template names no user;
+    /// `None`: they all run as `run_as`.
+    pub namespace_users: Option<std::ops::RangeInclusive<u32>>,
     /// Training replicas stop once the node's lease has been lost this long; `None`: never.
     pub fence_after: Option<Duration>,
     /// Inference replicas are fenced too (and start again once the lease is held).
@@ -52,6 +56,7 @@ impl Default for RuntimeOptions {
             backoff_reset_after: Duration::from_secs(600),
             on_shutdown: OnShutdown::Leave,
             run_as: RunAs::NOBODY,
+            namespace_users: Some(super::namespace_users::DEFAULT_RANGE),
             fence_after: Some(DEFAULT_FENCE_AFTER),
             fence_inference: false,
         }

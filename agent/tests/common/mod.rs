@@ -176,8 +176,13 @@ pub fn training(name: &str, command: Vec<String>, grace_seconds: u32) -> Workloa
 
 pub fn allocation(w: &Workload, replica: u32, node: &str) -> Allocation {
     Allocation {
-        id: format!("{}.{}.{replica}.t{}", NS, w.meta.name, std::process::id()),
-        namespace: NS.into(),
+        id: format!(
+            "{}.{}.{replica}.t{}",
+            w.meta.namespace,
+            w.meta.name,
+            std::process::id()
+        ),
+        namespace: w.meta.namespace.clone(),
         workload: w.meta.name.clone(),
         replica,
         node: node.into(),
@@ -204,7 +209,7 @@ pub fn free_port() -> u16 {
 }
 
 pub async fn put_workload(store: &Arc<dyn KvStore>, w: &Workload) {
-    let key = WorkloadKey::new(NS, w.meta.name.as_str())
+    let key = WorkloadKey::new(w.meta.namespace.as_str(), w.meta.name.as_str())
         .expect("key")
         .format();
     store

@@ -36,7 +36,13 @@ impl Replica {
             let waiting = match self.host.store.get(&key).await {
                 Ok(Some(kv)) => match codec::decode::<Workload>(&key, &kv.value) {
                     Ok(w) => match self.mismatch(&w) {
-                        None => return RunSpec::from_workload(&w, &self.host.opts),
+                        None => match self.run_spec(&w) {
+                            Ok(spec) => return spec,
+                            Err(why) => {
+                                self.report(ReplicaPhase::Failed, None, None, &why);
+                                return std::future::pending().await;
+                            }
+                        },
                         Some(why) => Some(why),
                     },
                     Err(e) => {
@@ -60,6 +66,24 @@ impl Replica {
             }
             tokio::time::sleep(RETRY).await;
         }
+    }
+
+    /// The run spec of `w`; a template that names no user runs as its namespace's own.
+    fn run_spec(&self, w: &Workload) -> Result<RunSpec, String> {
+        let mut spec = RunSpec::from_workload(w, &self.host.opts);
+        let t = w.spec.template();
+        if let Some(users) = &self.host.namespace_users {
+            let id = users
+                .id(&self.alloc.namespace)
+                .map_err(|e| format!("no user for namespace {}: {e}", self.alloc.namespace))?;
+            if t.run_as_user.is_none() {
+                spec.run_as.uid = id;
+            }
+            if t.run_as_group.is_none() {
+                spec.run_as.gid = id;
+            }
+        }
+        Ok(spec)
     }
 
     /// Why `w` is not the workload this allocation was placed for, if it is not.
