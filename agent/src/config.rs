@@ -113,6 +113,9 @@ pub struct Cli {
     /// Fence inference replicas too (they start again once the lease is held).
     #[arg(long, env = "UNIVERSAL_AGENT_FENCE_INFERENCE")]
     pub fence_inference: bool,
+    /// Longest grace period a fenced replica gets between SIGTERM and SIGKILL (default 10).
+    #[arg(long, env = "UNIVERSAL_AGENT_FENCE_GRACE_SECONDS")]
+    pub fence_grace_seconds: Option<u64>,
     /// Log streams served at once (default 64); more are refused until one ends.
     #[arg(long, env = "UNIVERSAL_AGENT_MAX_LOG_STREAMS")]
     pub max_log_streams: Option<usize>,
@@ -177,6 +180,7 @@ pub struct FileConfig {
     pub backoff_seconds: Option<f64>,
     pub fence_after_seconds: Option<u64>,
     pub fence_inference: Option<bool>,
+    pub fence_grace_seconds: Option<u64>,
     pub max_log_streams: Option<usize>,
     pub stop_workloads_on_exit: Option<bool>,
     pub run_as_user: Option<u32>,
@@ -374,6 +378,9 @@ impl Config {
         }
         if let Some(s) = cli.fence_after_seconds.or(file.fence_after_seconds) {
             agent.runtime.fence_after = (s > 0).then(|| Duration::from_secs(s));
+        }
+        if let Some(s) = cli.fence_grace_seconds.or(file.fence_grace_seconds) {
+            agent.runtime.fence_grace = Duration::from_secs(s);
         }
         if let Some(n) = cli.max_log_streams.or(file.max_log_streams) {
             if n == 0 {

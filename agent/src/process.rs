@@ -55,6 +55,19 @@ pub fn signal_group(pgid: i32, signal: i32) {
     }
 }
 
+/// Live processes whose environment holds `variable` (`NAME=value`): the last way to find a
+/// replica nothing else recorded. Needs root for other users' processes.
+pub fn with_env(variable: &str) -> Vec<i32> {
+    all_pids()
+        .into_iter()
+        .filter(|pid| !is_zombie(*pid))
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|&b| b == 0).any(|kv| kv == variable.as_bytes()))
+        })
+        .collect()
+}
+
 /// Processes whose process group is `pgid`.
 pub fn group_members(pgid: i32) -> Vec<i32> {
     all_pids()

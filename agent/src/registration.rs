@@ -203,9 +203,12 @@ impl Registration {
             let lost = keeper.lost();
             if let Err(e) = write(&*self.store, &self.identity, &self.valued, id).await {
                 self.metrics.store_error("register");
-                if matches!(e, Error::Store(uni_core::Error::LeaseNotFound(_))) {
-                    lease = None;
-                    self.lease_lost();
+                if matches!(e, Error::Store(uni_core::Error::LeaseNotFound(_)))
+                    || lost.is_cancelled()
+                {
+                    // Gone, or expired while this loop retried: a new lease is needed.
+                    self.lease_lost(keeper.expires());
+                    stale = lease.take().map(|old| old.id());
                 }
                 warn!(error = %e, "registering the node failed; retrying");
                 if !backoff.wait(&cancel).await {
@@ -228,7 +231,9 @@ impl Registration {
                 None => break,
                 Some(Again::LeaseLost) => {
                     self.metrics.registered.set(0);
-                    self.lease_lost();
+                    if let Some(l) = &lease {
+                        self.lease_lost(l.expires());
+                    }
                     warn!(node = %self.identity.name, "lease lost (store unreachable too long); registering again");
                     stale = lease.take().map(|old| old.id());
                 }
@@ -252,12 +257,13 @@ impl Registration {
         }
     }
 
-    /// Notes the lease lost now, unless it already was.
-    fn lease_lost(&self) {
+    /// Notes the lease lost since `expired` (when it expired by this agent's clock), unless
+    /// it already was.
+    fn lease_lost(&self, expired: Instant) {
         self.lease_state.send_if_modified(|since| {
             let was_held = since.is_none();
             if was_held {
-                *since = Some(Instant::now());
+                *since = Some(expired.min(Instant::now()));
             }
             was_held
         });

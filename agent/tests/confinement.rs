@@ -153,7 +153,9 @@ async fn root_asked_for_explicitly_has_no_capabilities() {
         .collect();
     let l = lines(&out);
     // Root as asked; the group the template left unset is the namespace's.
-    let gid = uni_agent::runtime::namespace_users::DEFAULT_RANGE.start().to_string();
+    let gid = uni_agent::runtime::namespace_users::DEFAULT_RANGE
+        .start()
+        .to_string();
     assert_eq!(&l[..2], ["0", gid.as_str()], "{out}");
     for cap in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
         assert_eq!(fields.get(cap), Some(&"0000000000000000"), "{cap}: {out}");

@@ -129,8 +129,8 @@ async fn fenced_inference_replicas_start_again_once_the_lease_is_held() {
         &store,
         &replica,
         Duration::from_secs(30),
-        "Ready again",
-        |s| s.phase == ReplicaPhase::Ready,
+        "Ready again, the fencing counted as a restart",
+        |s| s.phase == ReplicaPhase::Ready && s.restarts == 1,
     )
     .await;
     assert_eq!(processes_of(&replica.id), vec![after]);

@@ -109,7 +109,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let client = pb::workload_service_client::WorkloadServiceClient::new(api.connect().await?);
 
     let window: Arc<Mutex<Window>> = Arc::default();
-    let follower = tokio::spawn(follow_placements(store.clone(), window.clone()));
+    let follower = {
+        let (store, window) = (store.clone(), window.clone());
+        tokio::spawn(async move {
+            if let Err(e) = follow_placements(store, window).await {
+                eprintln!("following placements failed, latencies stop here: {e:#}");
+            }
+        })
+    };
 
     let start = Instant::now();
     let end = start + Duration::from_secs(args.duration_seconds);

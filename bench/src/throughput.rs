@@ -36,6 +36,10 @@ pub struct Args {
     /// role checks, audit log) instead of with `--insecure`.
     #[arg(long)]
     secure: bool,
+    /// Measure twice in this run, insecure and then secured, each on a fresh etcd and
+    /// scheduler, and report secured over insecure.
+    #[arg(long, conflicts_with_all = ["secure", "scheduler", "etcd_endpoints"])]
+    compare_secure: bool,
     #[arg(long, default_value_t = 10_000)]
     nodes: usize,
     #[arg(long, default_value_t = 100_000)]
@@ -99,7 +103,69 @@ pub(crate) fn percentile_ms(latencies: &[Duration], p: f64) -> f64 {
         .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
 }
 
+/// Secured against insecure, measured in one run.
+#[derive(Serialize)]
+struct Comparison {
+    insecure: Report,
+    secure: Report,
+    /// Of the fractions of the etcd ceiling each reached (each has its own etcd).
+    placements_vs_ceiling_secure_over_insecure: f64,
+    placements_secure_over_insecure: f64,
+    max_rss_secure_over_insecure: Option<f64>,
+}
+
 pub async fn run(args: Args) -> anyhow::Result<()> {
+    if !args.compare_secure {
+        let report = measure(&args).await?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            print_report(&report);
+        }
+        return Ok(());
+    }
+    let insecure = measure(&Args {
+        secure: false,
+        ..args.clone()
+    })
+    .await?;
+    let secure = measure(&Args {
+        secure: true,
+        ..args.clone()
+    })
+    .await?;
+    let c = Comparison {
+        placements_vs_ceiling_secure_over_insecure: secure.placements_vs_etcd_ceiling
+            / insecure.placements_vs_etcd_ceiling,
+        placements_secure_over_insecure: secure.saturated.placements_per_second
+            / insecure.saturated.placements_per_second,
+        max_rss_secure_over_insecure: secure
+            .scheduler_max_rss_mib
+            .zip(insecure.scheduler_max_rss_mib)
+            .map(|(s, i)| s / i),
+        insecure,
+        secure,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&c)?);
+    } else {
+        print_report(&c.insecure);
+        println!();
+        print_report(&c.secure);
+        println!();
+        println!(
+            "secure / insecure: placements {:.3} (of each run's etcd ceiling {:.3}), peak RSS {}",
+            c.placements_secure_over_insecure,
+            c.placements_vs_ceiling_secure_over_insecure,
+            c.max_rss_secure_over_insecure
+                .map_or_else(|| "-".to_string(), |r| format!("{r:.3}"))
+        );
+    }
+    Ok(())
+}
+
+/// One whole measurement: etcd's ceiling, the saturated phase, the half-load phase.
+async fn measure(args: &Args) -> anyhow::Result<Report> {
     let (_private_etcd, endpoints, store) = etcd(&args.etcd_endpoints).await?;
     let ceiling = etcd_ceiling(&store).await?;
     eprintln!("etcd batched writes: {ceiling:.0} keys/s");
@@ -121,7 +187,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
     };
 
-    let saturated = phase(&store, &api, &args, "sat", args.workloads, args.rate).await?;
+    let saturated = phase(&store, &api, args, "sat", args.workloads, args.rate).await?;
     eprintln!(
         "saturated: {:.0} placements/s, p99 {:.1} ms",
         saturated.placements_per_second, saturated.latency_p99_ms
@@ -131,7 +197,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         let p = phase(
             &store,
             &api,
-            &args,
+            args,
             "half",
             args.half_load_workloads,
             Some(rate),
@@ -158,13 +224,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         etcd_batched_writes_per_second: ceiling,
         scheduler_max_rss_mib: rss,
     };
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print_report(&report);
-    }
     drop(keepers);
-    Ok(())
+    Ok(report)
 }
 
 /// etcd's rate for allocation-sized puts in transactions of 127, 8 writers.

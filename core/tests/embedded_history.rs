@@ -118,7 +118,7 @@ async fn a_full_disk_fails_writes_clearly_and_loses_nothing_acknowledged() {
     assert!(store.get(&acknowledged[0]).await.expect("read").is_some());
     let again = store.put("more", b"x".to_vec(), 0).await.expect_err("full");
     assert!(matches!(again, Error::NoSpace(_)), "{again:?}");
-    drop(store);
+    store.close().await;
 
     // Space freed and the store opened again: every acknowledged write is there, writes work.
     std::fs::remove_file(&filler).expect("free space");

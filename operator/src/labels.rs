@@ -4,7 +4,7 @@
 pub const PREFIX: &str = "universal.dev/";
 
 /// Label on Universal objects the operator created: `universal.dev/managed-by=uni-operator`.
-pub const MANAGED_BY: &str = "universal.dev/managed-by";
+pub const MANAGED_BY: &str = uni_core::model::MANAGED_BY;
 pub const OPERATOR: &str = "uni-operator";
 
 /// Label on Universal workloads: the kind of the resource they mirror.

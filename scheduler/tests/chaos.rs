@@ -29,7 +29,9 @@ const RECOVERY: Duration = Duration::from_secs(90);
 const POLL: Duration = Duration::from_millis(100);
 /// How long quorum stays lost.
 const QUORUM_LOSS: Duration = Duration::from_secs(20);
-const REAL: &str = "real";
+/// The real agent's node, named per test process: processes are found host-wide by it.
+static REAL: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("real-{}", std::process::id()));
 
 /// A service of `replicas` sleeping processes; `pinned` keeps it on the real agent.
 fn cpu_service(name: &str, replicas: u32, pinned: bool) -> Workload {
@@ -73,7 +75,7 @@ impl AgentProcess {
             "--etcd-endpoints",
             endpoints,
             "--node-name",
-            REAL,
+            REAL.as_str(),
             "--labels",
             "chaos=real",
             "--listen",
@@ -145,7 +147,7 @@ impl Drop for AgentProcess {
 
 /// Live replica processes of the real node, with their `ns/workload/replica`.
 fn replica_processes() -> Vec<(i32, String)> {
-    let marker = format!("UNIVERSAL_NODE={REAL}");
+    let marker = format!("UNIVERSAL_NODE={}", *REAL);
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -409,10 +411,10 @@ async fn the_cluster_survives_one_fault_at_a_time() {
         .await;
     }
     recover_until(&store, &accepted, "start-up", start, |s| {
-        s.allocs.iter().all(|a| a.node == REAL)
+        s.allocs.iter().all(|a| a.node == *REAL)
     })
     .await;
-    let on_real = allocations_on(&store, REAL).await;
+    let on_real = allocations_on(&store, &REAL).await;
     let start = Instant::now();
     loop {
         let mut ready = 0;
@@ -566,12 +568,12 @@ async fn the_cluster_survives_one_fault_at_a_time() {
 
     // 4. The real agent stopped past its lease and the node grace: its replicas move; when
     //    it resumes, its old processes stop.
-    assert!(!allocations_on(&store, REAL).await.is_empty());
+    assert!(!allocations_on(&store, &REAL).await.is_empty());
     assert!(!replica_processes().is_empty());
     let t = Instant::now();
     agent.signal("STOP");
     let took = recover_until(&store, &accepted, "SIGSTOP of the agent", t, |s| {
-        !s.allocs.iter().any(|a| a.node == REAL)
+        !s.allocs.iter().any(|a| a.node == *REAL)
     })
     .await;
     times.push(("agent stopped", took));
@@ -589,17 +591,38 @@ async fn the_cluster_survives_one_fault_at_a_time() {
         resumed.elapsed().as_secs_f64()
     );
 
-    // 5. The agent killed mid-launch: restarted, it runs the replica exactly once.
+    // 5. The agent killed mid-launch (its intent saved, the shim's answer not yet recorded):
+    //    restarted, it adopts the run and runs the replica exactly once.
     let pinned = cpu_service("pinned", 1, true);
     let t = Instant::now();
     accept(replicas.other(""), &pinned, &mut accepted).await;
-    let alloc = loop {
-        if let Some(a) = allocations_on(&store, REAL).await.into_iter().next() {
-            break a;
-        }
-        assert!(t.elapsed() < RECOVERY, "pinned not placed");
-        tokio::time::sleep(Duration::from_millis(5)).await;
+    let launching = || {
+        std::fs::read_dir(data.path().join("replicas"))
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok())
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with("default.pinned.")
+            })
+            .any(|e| {
+                std::fs::read_to_string(e.path().join("state.json"))
+                    .is_ok_and(|s| s.contains("\"launching\": true"))
+            })
     };
+    while !launching() {
+        assert!(t.elapsed() < RECOVERY, "pinned never launched");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    agent.signal("STOP");
+    // Frozen with the intent on disk (unless it recorded the answer in between).
+    let caught = launching();
+    let alloc = allocations_on(&store, &REAL)
+        .await
+        .into_iter()
+        .next()
+        .expect("pinned allocation");
     agent.crash();
     agent.restart();
     loop {
@@ -614,6 +637,18 @@ async fn the_cluster_survives_one_fault_at_a_time() {
     }
     let took = recover(&store, &accepted, "kill -9 of the agent mid-launch", t).await;
     times.push(("agent killed mid-launch", took));
+    let log = std::fs::read_to_string(data.path().join("agent.log")).unwrap_or_default();
+    if caught {
+        assert!(
+            log.contains(&format!(
+                "found the run the previous agent started id={}",
+                alloc.id
+            )),
+            "the restarted agent did not adopt the run it found mid-launch"
+        );
+    } else {
+        println!("the agent recorded the launch before it was stopped: adoption not checked");
+    }
 
     // 6. Every scheduler restarted at once.
     let t = Instant::now();

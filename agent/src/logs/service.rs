@@ -119,9 +119,13 @@ impl LogService for LogServer {
                 .replica
                 .map_or_else(String::new, |r| format!(" replica {r}"));
             let run = if req.previous { " (previous run)" } else { "" };
-            return Err(Status::not_found(format!(
+            let message = format!(
                 "no output of {namespace}/{}{which}{run} on node {}",
                 req.workload, self.node
+            );
+            return Err(Status::not_found(uni_core::error::shorten(
+                message,
+                uni_core::error::MAX_FIELD_MESSAGE,
             )));
         }
         let stream = match req.stream() {

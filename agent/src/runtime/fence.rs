@@ -24,14 +24,25 @@ pub async fn lost_for(mut rx: LeaseLost, after: Duration) -> Duration {
         let since = *rx.borrow_and_update();
         let changed = match since {
             None => rx.changed().await,
-            Some(t) => tokio::select! {
-                _ = tokio::time::sleep_until(t + after) => return t.elapsed(),
-                c = rx.changed() => c,
-            },
+            Some(t) => {
+                // A bound too far to represent never arrives.
+                let due = t.checked_add(after);
+                tokio::select! {
+                    _ = sleep_until(due) => return t.elapsed(),
+                    c = rx.changed() => c,
+                }
+            }
         };
         if changed.is_err() {
             return std::future::pending().await;
         }
+    }
+}
+
+async fn sleep_until(due: Option<Instant>) {
+    match due {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
     }
 }
 

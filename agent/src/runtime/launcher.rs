@@ -9,8 +9,8 @@ use tokio::task::JoinHandle;
 
 use crate::process;
 use crate::shim::{
-    read_json, supervise, write_json, ExitInfo, LaunchResult, LaunchSpec, Launched, EXIT_FILE,
-    LAUNCHED_FILE, SPEC_FILE,
+    read_json, supervise, write_json, ExitInfo, LaunchResult, LaunchSpec, Launched, ShimProcess,
+    EXIT_FILE, LAUNCHED_FILE, SPEC_FILE,
 };
 
 /// How replica processes are supervised.
@@ -67,19 +67,33 @@ impl ExitWait {
 }
 
 impl ShimMode {
-    /// Writes the spec to the run directory and starts the run.
-    pub async fn launch(&self, spec: LaunchSpec) -> Result<(Launched, ExitWait), String> {
+    /// Writes the spec to the run directory and starts the run; `spawned` is told the first
+    /// shim process as soon as it exists (it exits once the run started or could not).
+    pub async fn launch(
+        &self,
+        spec: LaunchSpec,
+        spawned: impl FnOnce(ShimProcess),
+    ) -> Result<(Launched, ExitWait), String> {
         let spec_path = spec.run_dir.join(SPEC_FILE);
         write_json(&spec_path, &spec).map_err(|e| e.to_string())?;
         match self {
             ShimMode::Exec(exe) => {
-                let out = tokio::process::Command::new(exe)
+                let child = tokio::process::Command::new(exe)
                     .arg("shim")
                     .arg(&spec_path)
                     .stdin(Stdio::null())
                     .stdout(Stdio::null())
                     .stderr(Stdio::piped())
-                    .output()
+                    .spawn()
+                    .map_err(|e| format!("running the shim {}: {e}", exe.display()))?;
+                if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
+                    spawned(ShimProcess {
+                        pid,
+                        start: process::start_time(pid).unwrap_or(0),
+                    });
+                }
+                let out = child
+                    .wait_with_output()
                     .await
                     .map_err(|e| format!("running the shim {}: {e}", exe.display()))?;
                 let launched: Option<LaunchResult> =

@@ -17,9 +17,10 @@ pub enum OnShutdown {
     Stop,
 }
 
-/// Short enough that a training replica is stopped, with its grace period, before the
-/// scheduler's node grace period (30 s after the lease expires) lets it run elsewhere.
+/// With [`DEFAULT_FENCE_GRACE`], a fenced replica is gone 20 s after the lease expired, 10 s
+/// before the scheduler's default node grace period (30 s) lets it run elsewhere.
 pub const DEFAULT_FENCE_AFTER: Duration = Duration::from_secs(10);
+pub const DEFAULT_FENCE_GRACE: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone)]
 pub struct RuntimeOptions {
@@ -43,6 +44,8 @@ pub struct RuntimeOptions {
     pub fence_after: Option<Duration>,
     /// Inference replicas are fenced too (and start again once the lease is held).
     pub fence_inference: bool,
+    /// Longest grace period a fenced replica gets, whatever its own.
+    pub fence_grace: Duration,
 }
 
 impl Default for RuntimeOptions {
@@ -59,6 +62,7 @@ impl Default for RuntimeOptions {
             namespace_users: Some(super::namespace_users::DEFAULT_RANGE),
             fence_after: Some(DEFAULT_FENCE_AFTER),
             fence_inference: false,
+            fence_grace: DEFAULT_FENCE_GRACE,
         }
     }
 }

@@ -10,7 +10,7 @@ use uni_core::model::Allocation;
 use super::run_spec::RunSpec;
 use crate::cgroup::Cgroup;
 use crate::error::Result;
-use crate::shim::{read_json, write_json, Launched};
+use crate::shim::{read_json, write_json, Launched, ShimProcess};
 
 pub const STATE_FILE: &str = "state.json";
 /// Runs kept: the current one and the one before (`previous` logs).
@@ -34,6 +34,13 @@ pub struct ReplicaState {
     /// directory what was started instead of starting it again.
     #[serde(default)]
     pub launching: bool,
+    /// The first shim process of that launch, which exits once the run started or could not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starter: Option<ShimProcess>,
+    /// Why a training replica was stopped by fencing: it never starts again on this
+    /// allocation, even after an agent restart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fenced: Option<String>,
     /// The current run is supervised on an agent thread and dies with the agent.
     pub in_process: bool,
 }

@@ -11,6 +11,10 @@ use super::time::UnixMillis;
 /// Namespace of namespaced objects created without one.
 pub const DEFAULT_NAMESPACE: &str = "default";
 
+/// Label naming the system that manages an object's lifecycle (the operator sets
+/// `universal.dev/managed-by=uni-operator`); the scheduler does not delete such objects itself.
+pub const MANAGED_BY: &str = "universal.dev/managed-by";
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ObjectMeta {

@@ -35,7 +35,7 @@ pub use inference::{
     ScalingMetric,
 };
 pub use inventory::{AcceleratorDevice, CpuInfo, Inventory, MigMode, NumaNode};
-pub use meta::{ObjectMeta, ObjectRef, WorkloadRef, DEFAULT_NAMESPACE};
+pub use meta::{ObjectMeta, ObjectRef, WorkloadRef, DEFAULT_NAMESPACE, MANAGED_BY};
 pub use node::{DeviceUsage, Node, NodeSpec, NodeStatus};
 pub use placement::{Placement, Preference};
 pub use queue::{Queue, QueueSpec, QueueStatus, Quota, DEFAULT_QUEUE};

@@ -1,7 +1,7 @@
 //! Keeps a lease alive in the background: what agents and scheduler replicas use to stay
 //! registered. The keeper owns its task; dropping or stopping it cancels the task.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
@@ -16,6 +16,8 @@ pub struct LeaseKeeper {
     id: LeaseId,
     store: Arc<dyn KvStore>,
     lost: CancellationToken,
+    /// When the lease expires unless renewed again, by this process's clock.
+    expires: Arc<Mutex<Instant>>,
     cancel: CancellationToken,
     task: Option<JoinHandle<()>>,
 }
@@ -26,11 +28,20 @@ impl LeaseKeeper {
         let id = store.lease_grant(ttl).await?;
         let lost = CancellationToken::new();
         let cancel = CancellationToken::new();
-        let task = tokio::spawn(renew(store.clone(), id, ttl, lost.clone(), cancel.clone()));
+        let expires = Arc::new(Mutex::new(Instant::now() + ttl));
+        let task = tokio::spawn(renew(
+            store.clone(),
+            id,
+            ttl,
+            lost.clone(),
+            expires.clone(),
+            cancel.clone(),
+        ));
         Ok(Self {
             id,
             store,
             lost,
+            expires,
             cancel,
             task: Some(task),
         })
@@ -43,6 +54,12 @@ impl LeaseKeeper {
     /// Cancelled once the lease is known to be gone (expired or revoked elsewhere).
     pub fn lost(&self) -> CancellationToken {
         self.lost.clone()
+    }
+
+    /// When the lease expires (or expired) unless renewed: the last renewal's answer plus the
+    /// TTL it granted, by this process's clock, which is no earlier than the store's expiry.
+    pub fn expires(&self) -> Instant {
+        *self.expires.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Stops renewing and revokes the lease, deleting its keys at once.
@@ -70,6 +87,7 @@ async fn renew(
     id: LeaseId,
     ttl: Duration,
     lost: CancellationToken,
+    shared_expiry: Arc<Mutex<Instant>>,
     cancel: CancellationToken,
 ) {
     let period = ttl / 3;
@@ -80,9 +98,15 @@ async fn renew(
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep_until(next) => {}
         }
-        match store.lease_keep_alive(id).await {
+        // A keep-alive that hangs (a partition) must not delay noticing the expiry.
+        let deadline = expires.max(Instant::now() + Duration::from_millis(100));
+        let answer = tokio::time::timeout_at(deadline, store.lease_keep_alive(id))
+            .await
+            .unwrap_or_else(|_| Err(Error::Unavailable("lease keep-alive timed out".into())));
+        match answer {
             Ok(granted) => {
                 expires = Instant::now() + granted;
+                *shared_expiry.lock().unwrap_or_else(|p| p.into_inner()) = expires;
                 next = Instant::now() + granted / 3;
             }
             Err(Error::LeaseNotFound(_)) => {

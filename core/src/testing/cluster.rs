@@ -10,8 +10,20 @@ pub struct EtcdCluster {
 }
 
 impl EtcdCluster {
-    /// Starts `size` members and waits until each serves reads.
+    /// Starts `size` members and waits until each serves reads. Another process may take a
+    /// probed port before etcd binds it: a failed start is tried again on fresh ports.
     pub async fn start(size: usize) -> Result<Self> {
+        let mut last = None;
+        for _ in 0..3 {
+            match Self::start_once(size).await {
+                Ok(c) => return Ok(c),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::Unavailable("etcd cluster did not start".into())))
+    }
+
+    async fn start_once(size: usize) -> Result<Self> {
         let mut members = (0..size)
             .map(|i| EtcdServer::new(&format!("m{i}"), None))
             .collect::<Result<Vec<_>>>()?;

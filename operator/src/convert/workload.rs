@@ -107,7 +107,8 @@ impl WorkloadResource for TrainingJob {
             grace_period_seconds: s.grace_period_seconds,
             priority: s.priority,
             queue: s.queue.clone().unwrap_or_default(),
-            ttl_seconds_after_finished: s.ttl_seconds_after_finished,
+            // The resource's lifecycle is Kubernetes': the scheduler keeps what it manages.
+            ttl_seconds_after_finished: None,
         };
         let counts = Counts {
             desired: None,
@@ -346,7 +347,6 @@ mod tests {
                 grace_period_seconds: None,
                 priority: None,
                 queue: Some("research".into()),
-                ttl_seconds_after_finished: None,
             },
         );
         job.metadata.namespace = Some("ml".into());

@@ -51,10 +51,6 @@ pub struct TrainingJobSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 86400))]
     pub grace_period_seconds: Option<u32>,
-    /// Seconds after the job finished that Universal deletes it (0: at once); unset: the
-    /// scheduler's default (7 days). This resource stays, with its final status.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ttl_seconds_after_finished: Option<u32>,
     /// 0..1000; unset: 500 (normal).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 1000))]

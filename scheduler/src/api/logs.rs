@@ -3,6 +3,7 @@
 //! their node status), and their streams are merged as they arrive.
 
 use std::pin::Pin;
+use uni_core::error::{shorten, MAX_FIELD_MESSAGE};
 
 use futures::{Stream, StreamExt};
 use tokio_util::sync::CancellationToken;
@@ -41,7 +42,8 @@ impl LogApi {
         };
         let st = self.ctx.cache.lock();
         if st.workload(&r).is_none() {
-            return Err(Status::not_found(format!("workload {r} not found")));
+            let message = format!("workload {r} not found");
+            return Err(Status::not_found(shorten(message, MAX_FIELD_MESSAGE)));
         }
         // Running replicas from their allocations; a finished job's from its stored status.
         let mut placed: Vec<(u32, String)> = st

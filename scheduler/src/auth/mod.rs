@@ -216,9 +216,13 @@ impl Caller {
         } else {
             format!(" in namespace {namespace:?}")
         };
-        Err(Status::permission_denied(format!(
+        let message = format!(
             "user {:?} may not {verb} {resource}{place}",
             self.subject.user
+        );
+        // Names and namespaces come from the request, the user from a token's claims.
+        Err(Status::permission_denied(uni_core::error::shorten(
+            message, 4096,
         )))
     }
 

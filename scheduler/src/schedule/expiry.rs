@@ -5,7 +5,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
-use uni_core::model::{UnixMillis, Workload, WorkloadRef, WorkloadSpec};
+use uni_core::model::{UnixMillis, Workload, WorkloadRef, WorkloadSpec, MANAGED_BY};
 
 #[derive(Default)]
 pub struct Expiries {
@@ -13,11 +13,15 @@ pub struct Expiries {
 }
 
 impl Expiries {
-    /// How long after finishing `w` is kept; `None`: for ever (or not a finished job).
+    /// How long after finishing `w` is kept; `None`: for ever (not a training job, or one
+    /// another system manages, such as the operator, which would submit it again).
     pub fn ttl(w: &Workload, default: Option<Duration>) -> Option<Duration> {
         let WorkloadSpec::Training(spec) = &w.spec else {
             return None;
         };
+        if w.meta.labels.contains_key(MANAGED_BY) {
+            return None;
+        }
         match spec.ttl_seconds_after_finished {
             Some(s) => Some(Duration::from_secs(u64::from(s))),
             None => default,
@@ -39,7 +43,10 @@ impl Expiries {
             self.due.remove(r);
             return true;
         }
-        self.due.insert(r.clone(), at + (ttl - kept));
+        // A time-to-live too long to represent is for ever.
+        if let Some(due) = at.checked_add(ttl - kept) {
+            self.due.insert(r.clone(), due);
+        }
         false
     }
 
@@ -81,6 +88,12 @@ mod tests {
         }
         assert_eq!(Expiries::ttl(&job, day), Some(Duration::from_secs(10)));
         assert_eq!(Expiries::ttl(&Workload::default(), day), None);
+        let mut managed = job.clone();
+        managed
+            .meta
+            .labels
+            .insert(MANAGED_BY.into(), "uni-operator".into());
+        assert_eq!(Expiries::ttl(&managed, day), None);
 
         let mut e = Expiries::default();
         let r = WorkloadRef {

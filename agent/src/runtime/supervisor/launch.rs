@@ -41,6 +41,7 @@ impl Replica {
             .collect::<Vec<_>>()
             .join("; ");
         self.state.launching = true;
+        self.state.starter = None;
         self.state.launched = None;
         self.state.in_process = matches!(self.host.shim, ShimMode::InProcess);
         if let Err(e) = self.dir.save(&self.state) {
@@ -50,7 +51,14 @@ impl Replica {
                 self.state.run
             ));
         }
-        let started = self.host.shim.launch(spec).await;
+        let host = self.host.clone();
+        let started = host
+            .shim
+            .launch(spec, |first| {
+                self.state.starter = Some(first);
+                self.save();
+            })
+            .await;
         self.record_start(started, note)
     }
 
@@ -184,6 +192,7 @@ impl Replica {
             e.cgroup = cgroup;
         });
         self.state.launching = false;
+        self.state.starter = None;
         match started {
             Ok((launched, exit)) => {
                 self.state.launched = Some(launched);

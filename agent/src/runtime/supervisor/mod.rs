@@ -170,6 +170,11 @@ pub async fn supervise(host: Arc<ReplicaHost>, alloc: Allocation, sig: Signals) 
 impl Replica {
     async fn run(mut self) {
         self.recover_launch().await;
+        if let Some(why) = self.state.fenced.clone() {
+            // Fenced before an agent restart: its end is told again, nothing runs.
+            self.report(ReplicaPhase::Failed, None, None, &why);
+            return self.wait_for_end().await;
+        }
         let mut current = self.adopt();
         let mut note = String::new();
         loop {
@@ -195,19 +200,24 @@ impl Replica {
                 Outcome::Halt => return self.halt(&mut run).await,
                 Outcome::Fenced(lost) => {
                     warn!(id = %self.alloc.id, lost_s = lost.as_secs(), "lease lost too long: stopping the replica");
-                    self.terminate(&mut run).await;
+                    let grace = self.state.run_spec.grace().min(self.host.opts.fence_grace);
+                    self.terminate_within(&mut run, grace).await;
                     self.state.launched = None;
-                    self.save();
                     let message = format!(
                         "stopped by its agent: the node's lease was lost {}s ago (the store is \
                          unreachable from this node), so the replica may be placed elsewhere",
                         lost.as_secs()
                     );
-                    self.report(ReplicaPhase::Failed, None, None, &message);
                     if self.state.run_spec.kind == Kind::Training {
-                        // The scheduler restarts the gang from this report, or has already.
+                        // Never again on this allocation; the scheduler restarts the gang from
+                        // this report, or has already.
+                        self.state.fenced = Some(message.clone());
+                        self.save();
+                        self.report(ReplicaPhase::Failed, None, None, &message);
                         return self.wait_for_end().await;
                     }
+                    self.save();
+                    self.report(ReplicaPhase::Failed, None, None, &message);
                     tokio::select! {
                         _ = fence::held(self.host.lease.clone()) => {}
                         _ = self.sig.remove.cancelled() => return self.cleanup().await,

@@ -1,8 +1,11 @@
 //! A launch the previous agent recorded (`launching` in `state.json`) but did not see through,
-//! because it crashed between asking the shim to start the run and saving its answer. The run
-//! directory tells what happened: `launched.json` if the process started (or could not), else
-//! `shim.json` if a shim is still on its way to starting it, which is given a moment to finish
-//! and then stopped. What started is adopted; nothing is started twice.
+//! because it crashed between asking the shim to start the run and saving its answer. First
+//! the first shim process (`starter`), if still there, is given a moment to exit: it does once
+//! the run started or could not. Then the run directory tells what happened: `launched.json`
+//! if the process started (or could not), else `shim.json` if a detached shim is still on its
+//! way to starting it, which is given a moment too and then stopped. What started is adopted;
+//! what is left without a record is found by its environment and killed; nothing is started
+//! twice.
 
 use std::time::Duration;
 
@@ -24,6 +27,9 @@ impl Replica {
             return;
         }
         let run_dir = self.dir.run_dir(self.state.run);
+        if let Some(first) = self.state.starter {
+            settle(first).await;
+        }
         let answer = || {
             read_json::<LaunchResult>(&run_dir.join(LAUNCHED_FILE))
                 .ok()
@@ -42,24 +48,42 @@ impl Replica {
                 }
                 if result.is_none() && process::alive(shim.pid, shim.start) {
                     warn!(id = %self.alloc.id, pid = shim.pid, "shim gave no answer; stopping it");
-                    process::signal_pid(shim.pid, libc::SIGKILL);
-                    process::wait_exit(shim.pid, shim.start).await;
+                    settle(shim).await;
                     result = answer();
                 }
             }
         }
         self.state.launching = false;
+        self.state.starter = None;
         self.state.launched = match result {
             Some(LaunchResult::Started(l)) => {
                 info!(id = %self.alloc.id, pid = l.pid, run = self.state.run, "found the run the previous agent started");
                 Some(l)
             }
             _ => {
-                // Nothing started; anything that did get into the cgroup goes.
+                // Nothing recorded as started; anything that did start goes, found by its
+                // cgroup or, without one, by its environment.
                 self.sweep();
+                let marker = format!("UNIVERSAL_ALLOCATION_ID={}", self.alloc.id);
+                for pid in process::with_env(&marker) {
+                    warn!(id = %self.alloc.id, pid, "killing a process of an unrecorded start");
+                    process::signal_pid(pid, libc::SIGKILL);
+                }
                 None
             }
         };
         self.save();
+    }
+}
+
+/// Waits (bounded) for a shim process to exit, then kills it if it has not.
+async fn settle(shim: ShimProcess) {
+    let deadline = Instant::now() + SETTLE;
+    while process::alive(shim.pid, shim.start) && Instant::now() < deadline {
+        tokio::time::sleep(POLL).await;
+    }
+    if process::alive(shim.pid, shim.start) {
+        process::signal_pid(shim.pid, libc::SIGKILL);
+        process::wait_exit(shim.pid, shim.start).await;
     }
 }

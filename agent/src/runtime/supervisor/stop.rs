@@ -20,6 +20,11 @@ impl Replica {
     /// then SIGKILL.
     pub(super) async fn terminate(&mut self, run: &mut Run) -> ExitInfo {
         let grace = self.state.run_spec.grace();
+        self.terminate_within(run, grace).await
+    }
+
+    /// [`Replica::terminate`] with `grace` instead of the replica's own grace period.
+    pub(super) async fn terminate_within(&mut self, run: &mut Run, grace: Duration) -> ExitInfo {
         self.signal_run(run, libc::SIGTERM);
         let exit = match timeout(grace, run.exit.wait()).await {
             Ok(exit) => exit,
