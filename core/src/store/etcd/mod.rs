@@ -4,6 +4,8 @@ mod convert;
 mod watch;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -29,9 +31,14 @@ pub const MAX_RESPONSE_BYTES: usize = 256 << 20;
 /// A handle to an etcd cluster; cheap to clone (connections are shared).
 #[derive(Clone)]
 pub struct EtcdStore {
+    /// Over every endpoint: watches, leases, maintenance.
     client: Client,
-    /// The KV client with [`MAX_RESPONSE_BYTES`]; `client`'s own keeps tonic's default.
-    kv: KvClient,
+    /// KV clients with [`MAX_RESPONSE_BYTES`] (`client`'s own keeps tonic's default), one per
+    /// endpoint. Calls go to one member until it cannot be reached, then to the next, as
+    /// etcd's own client pins an endpoint: a balanced channel keeps choosing a dead member
+    /// (it has the fewest calls pending) and fails the calls sent to it.
+    kv: Arc<Vec<KvClient>>,
+    current: Arc<AtomicUsize>,
 }
 
 /// How to reach a secured etcd.
@@ -93,13 +100,67 @@ impl EtcdStore {
         if let Some((user, password)) = &opts.user {
             connect = connect.with_user(user.clone(), password.clone());
         }
-        let client = Client::connect(endpoints, Some(connect))
+        let client = Client::connect(endpoints, Some(connect.clone()))
             .await
             .map_err(map_err)?;
-        let kv = client
-            .kv_client()
-            .max_decoding_message_size(MAX_RESPONSE_BYTES);
-        Ok(Self { client, kv })
+        let mut kv = Vec::new();
+        for e in endpoints {
+            // Lazy, except that etcd user auth asks for a token: a member down now is
+            // skipped, the others serve.
+            match Client::connect([e.as_ref()], Some(connect.clone())).await {
+                Ok(c) => kv.push(c.kv_client().max_decoding_message_size(MAX_RESPONSE_BYTES)),
+                Err(err) => {
+                    tracing::warn!(endpoint = e.as_ref(), error = %err, "etcd member unreachable; using the others")
+                }
+            }
+        }
+        if kv.is_empty() {
+            kv.push(
+                client
+                    .kv_client()
+                    .max_decoding_message_size(MAX_RESPONSE_BYTES),
+            );
+        }
+        Ok(Self {
+            client,
+            kv: Arc::new(kv),
+            current: Arc::new(AtomicUsize::new(0)),
+        })
+    }
+
+    /// Runs `call` on the current member's KV client; when it fails before reaching etcd
+    /// (nothing was sent, so even a write is safe to repeat), on the next member's, and after
+    /// a round of all of them again after a pause (50 ms, doubling): at most
+    /// [`UNSENT_ROUNDS`] rounds.
+    async fn kv_call<T, Fut>(
+        &self,
+        call: impl Fn(KvClient) -> Fut,
+    ) -> std::result::Result<T, etcd_client::Error>
+    where
+        Fut: std::future::Future<Output = std::result::Result<T, etcd_client::Error>>,
+    {
+        let n = self.kv.len();
+        let mut delay = Duration::from_millis(50);
+        for attempt in 1..n * UNSENT_ROUNDS {
+            let i = self.current.load(Ordering::Relaxed) % n;
+            match call(self.kv[i].clone()).await {
+                Err(etcd_client::Error::TransportError(_)) => {
+                    let _ = self.current.compare_exchange(
+                        i,
+                        (i + 1) % n,
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    );
+                    if attempt % n == 0 {
+                        tokio::time::sleep(delay).await;
+                        delay *= 2;
+                    }
+                }
+                other => return other,
+            }
+        }
+        let i = self.current.load(Ordering::Relaxed) % n;
+        call(self.kv[i].clone()).await
     }
 
     /// The underlying client, for features outside [`KvStore`] (elections, maintenance).
@@ -108,10 +169,16 @@ impl EtcdStore {
     }
 }
 
+/// Rounds over the members for a call that fails before reaching etcd.
+const UNSENT_ROUNDS: usize = 4;
+
 #[async_trait]
 impl KvStore for EtcdStore {
     async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
-        let resp = self.kv.clone().get(key, None).await.map_err(map_err)?;
+        let resp = self
+            .kv_call(|mut kv| async move { kv.get(key, None).await })
+            .await
+            .map_err(map_err)?;
         resp.kvs().first().map(from_kv).transpose()
     }
 
@@ -126,9 +193,10 @@ impl KvStore for EtcdStore {
             get = get.with_limit(i64::try_from(limit).unwrap_or(i64::MAX));
         }
         let resp = self
-            .kv
-            .clone()
-            .get(start, Some(get))
+            .kv_call(|mut kv| {
+                let (start, get) = (start.clone(), get.clone());
+                async move { kv.get(start, Some(get)).await }
+            })
             .await
             .map_err(map_err)?;
         Ok(RangeResponse {
@@ -141,9 +209,10 @@ impl KvStore for EtcdStore {
     async fn put(&self, key: &str, value: Vec<u8>, lease: LeaseId) -> Result<Revision> {
         let opts = (lease != 0).then(|| PutOptions::new().with_lease(lease));
         let resp = self
-            .kv
-            .clone()
-            .put(key, value, opts)
+            .kv_call(|mut kv| {
+                let (value, opts) = (value.clone(), opts.clone());
+                async move { kv.put(key, value, opts).await }
+            })
             .await
             .map_err(|e| map_lease_err(e, lease))?;
         Ok(revision_of(resp.header()))
@@ -151,9 +220,7 @@ impl KvStore for EtcdStore {
 
     async fn delete(&self, key: &str) -> Result<(Revision, bool)> {
         let resp = self
-            .kv
-            .clone()
-            .delete(key, None::<DeleteOptions>)
+            .kv_call(|mut kv| async move { kv.delete(key, None::<DeleteOptions>).await })
             .await
             .map_err(map_err)?;
         Ok((revision_of(resp.header()), resp.deleted() > 0))
@@ -162,9 +229,10 @@ impl KvStore for EtcdStore {
     async fn txn(&self, txn: Txn) -> Result<TxnResponse> {
         let lease = txn_lease(&txn);
         let resp = self
-            .kv
-            .clone()
-            .txn(to_etcd_txn(txn))
+            .kv_call(|mut kv| {
+                let txn = to_etcd_txn(txn.clone());
+                async move { kv.txn(txn).await }
+            })
             .await
             .map_err(|e| map_lease_err(e, lease))?;
         txn_response(resp)
