@@ -323,22 +323,10 @@ async fn accept(s: &Scheduler, w: &Workload, accepted: &mut BTreeMap<String, usi
 }
 
 /// Submits one more fractional service through `s` and waits until everything is placed.
+/// Around a fault a write may fail (`UNAVAILABLE`: an etcd member being reconnected to, a
+/// leader being elected): it is retried as a client does, until accepted. A retry that finds
+/// the workload there means the failed attempt was applied.
 async fn place_one_more(
-    s: &Scheduler,
-    store: &Arc<dyn KvStore>,
-    accepted: &mut BTreeMap<String, usize>,
-    name: &str,
-    what: &str,
-    since: Instant,
-) -> Duration {
-    accept(s, &fractional(name, 2), accepted).await;
-    recover(store, accepted, what, since).await
-}
-
-/// Like [`place_one_more`] around an etcd fault, when a write may fail (`UNAVAILABLE`: a
-/// member being reconnected to, a leader being elected): retried as a client does, until
-/// accepted. A retry that finds the workload there means the failed attempt was applied.
-async fn place_one_more_retrying(
     s: &Scheduler,
     store: &Arc<dyn KvStore>,
     accepted: &mut BTreeMap<String, usize>,
@@ -552,7 +540,7 @@ async fn the_cluster_survives_one_fault_at_a_time() {
     // 3. One etcd member killed: nothing stops. Two: writes fail clearly; then all resumes.
     let t = Instant::now();
     etcd.kill(2);
-    let took = place_one_more_retrying(
+    let took = place_one_more(
         replicas.other(""),
         &store,
         &mut accepted,
@@ -584,7 +572,7 @@ async fn the_cluster_survives_one_fault_at_a_time() {
     let t = Instant::now();
     etcd.restart(1).await.expect("member 1 back");
     etcd.restart(2).await.expect("member 2 back");
-    let took = place_one_more_retrying(
+    let took = place_one_more(
         replicas.other(""),
         &store,
         &mut accepted,
