@@ -43,6 +43,15 @@ pub struct RunArgs {
     /// Mirror Queue resources (cluster-scoped).
     #[arg(long, env = "UNIVERSAL_OPERATOR_QUEUES", default_value_t = true, action = clap::ArgAction::Set)]
     pub queues: bool,
+    /// Kubernetes namespaces whose resources may name `runAsUser`/`runAsGroup` (comma-separated;
+    /// `*`: every namespace); elsewhere such a resource is refused. Default: none, so editing
+    /// resources in a namespace never gives root, or another host user, on the nodes.
+    #[arg(
+        long,
+        env = "UNIVERSAL_OPERATOR_HOST_IDENTITY_NAMESPACES",
+        value_delimiter = ','
+    )]
+    pub host_identity_namespaces: Vec<String>,
     /// File holding the bearer token for the Universal API.
     #[arg(long, env = "UNIVERSAL_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,

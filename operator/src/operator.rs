@@ -28,13 +28,15 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> Result<()> {
     };
     let universal = Universal::new(&args.scheduler, token, args.ca.as_deref())?;
     let identity = args.identity();
-    let ctx = Arc::new(Context::new(
+    let mut ctx = Context::new(
         client.clone(),
         universal,
         &identity,
         args.resync(),
         ObjectBackoff::new(Duration::from_millis(500), Duration::from_secs(60)),
-    ));
+    );
+    ctx.host_identity_namespaces = args.host_identity_namespaces.clone();
+    let ctx = Arc::new(ctx);
     let scope = Scope {
         namespace: args.namespace.clone(),
         queues: args.queues,

@@ -9,4 +9,4 @@ mod workload;
 pub use counts::Counts;
 pub use fingerprint::Fingerprint;
 pub use queue::desired_queue;
-pub use workload::{desired, Desired, WorkloadResource};
+pub use workload::{desired, host_identity_field, Desired, WorkloadResource};

@@ -171,6 +171,21 @@ fn rolling_update(r: &RollingUpdate) -> pb::RollingUpdate {
 }
 
 /// The Universal workload `obj` should be mirrored to, or why it cannot be.
+/// The field of `w`'s template that names a host user or group, if one does.
+pub fn host_identity_field(w: &pb::Workload) -> Option<&'static str> {
+    let template = match w.spec.as_ref()? {
+        pb::workload::Spec::Inference(s) => s.template.as_ref()?,
+        pb::workload::Spec::Training(s) => s.template.as_ref()?,
+    };
+    if template.run_as_user.is_some() {
+        Some("spec.template.runAsUser")
+    } else if template.run_as_group.is_some() {
+        Some("spec.template.runAsGroup")
+    } else {
+        None
+    }
+}
+
 pub fn desired<K: WorkloadResource>(obj: &K) -> Result<Desired, String> {
     let (spec, counts) = obj.universal_spec()?;
     let namespace = obj.namespace().unwrap_or_default();
@@ -331,6 +346,22 @@ mod tests {
         s.spec.readiness_probe = Some(Probe::default());
         let err = desired(&s).expect_err("no action");
         assert!(err.contains("spec.readinessProbe"), "{err}");
+    }
+
+    #[test]
+    fn a_named_host_user_or_group_is_found() {
+        let mut s = service(Some(1));
+        assert_eq!(host_identity_field(&desired(&s).unwrap().workload), None);
+        s.spec.template.run_as_group = Some(1000);
+        assert_eq!(
+            host_identity_field(&desired(&s).unwrap().workload),
+            Some("spec.template.runAsGroup")
+        );
+        s.spec.template.run_as_user = Some(0);
+        assert_eq!(
+            host_identity_field(&desired(&s).unwrap().workload),
+            Some("spec.template.runAsUser")
+        );
     }
 
     #[test]

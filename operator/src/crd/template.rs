@@ -32,13 +32,14 @@ pub struct ReplicaTemplate {
     /// Constraints and preferences on where replicas run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub placement: Option<Placement>,
-    /// User id the replica runs as. Unset: the agent's default user (65534, "nobody").
-    /// Setting it or runAsGroup needs Universal's cluster-admin (`create hostidentities`);
-    /// even as root (0) the process has no capabilities.
+    /// User id the replica runs as. Unset: its namespace's own user on the node. Setting it or
+    /// runAsGroup is refused outside the operator's --host-identity-namespaces and needs
+    /// Universal's cluster-admin (`create hostidentities`); even as root (0) the process has
+    /// no capabilities.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_as_user: Option<u32>,
-    /// Group id the replica runs as (its only group). Unset: the agent's default group
-    /// (65534).
+    /// Group id the replica runs as (its only group). Unset: its namespace's own group on the
+    /// node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_as_group: Option<u32>,
 }

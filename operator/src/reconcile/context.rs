@@ -20,6 +20,8 @@ pub struct Context {
     /// How soon to look again while a Universal object is shutting down.
     pub poll: Duration,
     pub backoff: ObjectBackoff,
+    /// Kubernetes namespaces whose resources may name a host user or group; `*`: all.
+    pub host_identity_namespaces: Vec<String>,
 }
 
 impl Context {
@@ -41,7 +43,15 @@ impl Context {
             resync,
             poll: Duration::from_secs(1),
             backoff,
+            host_identity_namespaces: Vec::new(),
         }
+    }
+
+    /// Whether resources in `namespace` may name a host user or group.
+    pub fn host_identity_allowed(&self, namespace: &str) -> bool {
+        self.host_identity_namespaces
+            .iter()
+            .any(|n| n == "*" || n == namespace)
     }
 
     /// Publishes an event about `regarding`; a failure is logged, never fatal: events are

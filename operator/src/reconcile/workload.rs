@@ -14,7 +14,7 @@ use super::decide::{Observed, Step, Wanted};
 use super::driver::{self, Deletion, Mirror};
 use super::events::{for_step, Note};
 use super::status::{workload_status, Verdict};
-use crate::convert::{desired, Counts, Desired, WorkloadResource};
+use crate::convert::{desired, host_identity_field, Counts, Desired, WorkloadResource};
 use crate::crd::WorkloadStatus;
 use crate::error::{Error, Result};
 use crate::labels;
@@ -25,18 +25,31 @@ pub async fn reconcile<K: WorkloadResource>(obj: Arc<K>, ctx: Arc<Context>) -> R
         what: "metadata.namespace",
     })?;
     let name = obj.name_any();
+    let desired = desired(&*obj).and_then(|d| allowed(d, &namespace, &ctx));
     let mirror = WorkloadMirror {
         obj: &*obj,
         api: Api::namespaced(ctx.client.clone(), &namespace),
         what: format!("workload {namespace}/{name}"),
         namespace,
         name,
-        desired: desired(&*obj),
+        desired,
         mirrored_before: obj
             .workload_status()
             .is_some_and(|s| s.universal_uid.is_some()),
     };
     driver::reconcile(&mirror, &ctx).await
+}
+
+/// A resource naming a host user runs as that user on the node: only in the namespaces the
+/// operator's `--host-identity-namespaces` lists (its token must also be a cluster admin's).
+fn allowed(d: Desired, namespace: &str, ctx: &Context) -> Result<Desired, String> {
+    match host_identity_field(&d.workload) {
+        Some(field) if !ctx.host_identity_allowed(namespace) => Err(format!(
+            "{field}: naming a host user or group is not allowed in namespace {namespace} (the \
+             operator's --host-identity-namespaces)"
+        )),
+        _ => Ok(d),
+    }
 }
 
 struct WorkloadMirror<'a, K> {
