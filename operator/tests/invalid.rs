@@ -139,6 +139,30 @@ async fn schema_rejects_and_status_reports() {
     );
     assert!(u.get(NS, "reserved-env").await.expect("get").is_none());
 
+    // Root on the nodes is not for whoever may edit resources in a namespace: refused, even
+    // though the operator's token is a cluster admin's.
+    cluster
+        .apply(&service(
+            "as-root",
+            "  template:\n    command: [serve]\n    runAsUser: 0\n    resources: {compute: 500m, memory: 1Gi}\n",
+        ))
+        .await;
+    let message = eventually("as-root to be reported invalid", || async {
+        let obj = api.get("as-root").await.map_err(|e| e.to_string())?;
+        let s = obj.status.clone().unwrap_or_default();
+        match condition_of(&s, condition::ACCEPTED) {
+            Some(("False", "InvalidSpec", m)) => Ok(m.to_string()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    assert!(
+        message.contains("spec.template.runAsUser")
+            && message.contains("--host-identity-namespaces"),
+        "{message}"
+    );
+    assert!(u.get(NS, "as-root").await.expect("get").is_none());
+
     // A valid service edited into an invalid one: reported, and Universal keeps running the
     // last good spec. Fixing it again is accepted.
     cluster.apply(&service("drift", TEMPLATE)).await;

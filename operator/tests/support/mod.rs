@@ -62,6 +62,7 @@ impl Cluster {
         Operator::start(
             &self.kube.kubeconfig,
             &self.universal.api,
+            self.universal.credentials(),
             identity,
             &self.logs,
         )

@@ -13,9 +13,16 @@ pub struct Operator {
 }
 
 impl Operator {
-    /// Starts `uni-operator run` against `kubeconfig` and the scheduler at `api`, with short
-    /// resync and lease timings. Its log goes to `log_dir/{identity}.log`.
-    pub fn start(kubeconfig: &Path, api: &str, identity: &str, log_dir: &Path) -> Self {
+    /// Starts `uni-operator run` against `kubeconfig` and the scheduler at `api` (trusting `ca`,
+    /// calling with the token in `token_file`), with short resync and lease timings. Its log
+    /// goes to `log_dir/{identity}.log`.
+    pub fn start(
+        kubeconfig: &Path,
+        api: &str,
+        (ca, token_file): (PathBuf, PathBuf),
+        identity: &str,
+        log_dir: &Path,
+    ) -> Self {
         let log = log_dir.join(format!("{identity}.log"));
         let file = std::fs::File::options()
             .create(true)
@@ -24,6 +31,10 @@ impl Operator {
             .expect("operator log");
         let child = Command::new(env!("CARGO_BIN_EXE_uni-operator"))
             .args(["run", "--scheduler", api])
+            .arg("--ca")
+            .arg(ca)
+            .arg("--token-file")
+            .arg(token_file)
             .args(["--identity", identity])
             .args(["--resync-seconds", "2", "--lease-seconds", "3"])
             .args(["--lease-namespace", "default"])

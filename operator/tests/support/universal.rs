@@ -1,8 +1,10 @@
-//! Universal for the operator tests: real etcd, a real `uni-scheduler` process, and
-//! simulated agents: nodes registered in etcd as agents register them, and a task that
-//! reports every allocated replica as started the way an agent would.
+//! Universal for the operator tests: real etcd, a real `uni-scheduler` process secured as a
+//! cluster runs it (`uni-scheduler init`: TLS, bearer tokens, roles), and simulated agents:
+//! nodes registered in etcd as agents register them, and a task that reports every
+//! allocated replica as started the way an agent would.
 
 use std::collections::HashSet;
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
 
@@ -10,7 +12,7 @@ use futures::StreamExt;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
-use tonic::transport::Channel;
+use uni_core::client::{read_token, AuthChannel, Target};
 use uni_core::model::{
     AcceleratorDevice, Allocation, Node, NodeStatus, ObjectMeta, ReplicaPhase, ReplicaStatus,
     ResourceAmounts, UnixMillis,
@@ -18,6 +20,7 @@ use uni_core::model::{
 use uni_core::store::keys::{AllocationKey, NodeKey, StatusKey, TypedKey};
 use uni_core::store::{codec, KvStore, RangeOptions};
 use uni_core::testing::EtcdServer;
+use uni_core::tls::client::ClientTls;
 use uni_proto::v1 as pb;
 use uni_proto::v1::queue_service_client::QueueServiceClient;
 use uni_proto::v1::workload_service_client::WorkloadServiceClient;
@@ -34,8 +37,11 @@ pub struct Universal {
     pub etcd: EtcdServer,
     pub store: Arc<dyn KvStore>,
     scheduler: Child,
-    /// `http://127.0.0.1:PORT` of the scheduler's API.
+    /// `https://127.0.0.1:PORT` of the scheduler's API.
     pub api: String,
+    /// What `uni-scheduler init` wrote: the CA, the admin token, the scheduler's config.
+    pub pki: tempfile::TempDir,
+    target: Target,
     agent: JoinHandle<()>,
 }
 
@@ -59,11 +65,20 @@ impl Universal {
         let bin = tokio::task::spawn_blocking(scheduler_bin)
             .await
             .expect("build uni-scheduler");
+        let pki = tempfile::tempdir().expect("pki dir");
+        let init = std::process::Command::new(&bin)
+            .args(["init", "--no-context", "--dir"])
+            .arg(pki.path())
+            .stdout(Stdio::null())
+            .status()
+            .expect("run uni-scheduler init");
+        assert!(init.success(), "uni-scheduler init failed: {init}");
         let mut scheduler = Command::new(bin)
+            .arg("--config")
+            .arg(pki.path().join("scheduler.yaml"))
             .args(["--etcd-endpoints", &etcd.endpoint()])
             .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
             .args(["--identity", "test-scheduler"])
-            .arg("--insecure")
             .env(
                 "RUST_LOG",
                 std::env::var("TEST_SCHEDULER_LOG").unwrap_or_else(|_| "warn".into()),
@@ -77,7 +92,7 @@ impl Universal {
         let api = tokio::time::timeout(DEADLINE, async {
             while let Ok(Some(line)) = lines.next_line().await {
                 if let Some(a) = line.strip_prefix("api listening on ") {
-                    return format!("http://{a}");
+                    return format!("https://{a}");
                 }
             }
             panic!("uni-scheduler exited before printing its address");
@@ -87,28 +102,46 @@ impl Universal {
         // Keep draining stdout so the scheduler never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         let agent = tokio::spawn(simulated_agents(store.clone()));
+        let target = Target {
+            server: api.clone(),
+            tls: Some(
+                ClientTls::from_files(Some(&pki.path().join("ca.crt")), None, None)
+                    .expect("the cluster CA"),
+            ),
+            token: Some(read_token(&pki.path().join("admin.token")).expect("admin token")),
+            ..Target::default()
+        };
         Self {
             etcd,
             store,
             scheduler,
             api,
+            pki,
+            target,
             agent,
         }
     }
 
-    async fn channel(&self) -> Channel {
-        Channel::from_shared(self.api.clone())
-            .expect("endpoint")
+    /// The cluster CA and the admin's token file, as the operator is given them.
+    pub fn credentials(&self) -> (PathBuf, PathBuf) {
+        (
+            self.pki.path().join("ca.crt"),
+            self.pki.path().join("admin.token"),
+        )
+    }
+
+    async fn channel(&self) -> AuthChannel {
+        self.target
             .connect()
             .await
             .expect("connect to uni-scheduler")
     }
 
-    pub async fn workloads(&self) -> WorkloadServiceClient<Channel> {
+    pub async fn workloads(&self) -> WorkloadServiceClient<AuthChannel> {
         WorkloadServiceClient::new(self.channel().await)
     }
 
-    pub async fn queues(&self) -> QueueServiceClient<Channel> {
+    pub async fn queues(&self) -> QueueServiceClient<AuthChannel> {
         QueueServiceClient::new(self.channel().await)
     }
 
