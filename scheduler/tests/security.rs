@@ -312,6 +312,58 @@ async fn callers_are_authenticated_and_held_to_their_roles() {
         .await
         .expect("a cluster admin may name the host user");
 
+    // A cluster admin may grant it per namespace (role host-user); a namespace's own admin
+    // may not, and the grant reaches no other namespace.
+    let grant = |who: &str, ns: &str| pb::CreateRoleBindingRequest {
+        role_binding: Some(pb::RoleBinding {
+            meta: Some(pb::ObjectMeta {
+                name: format!("{who}-host-user"),
+                namespace: ns.into(),
+                ..Default::default()
+            }),
+            role: "host-user".into(),
+            users: vec![who.into()],
+            groups: vec![],
+        }),
+    };
+    c.bind("carol-admins-b", "team-b", "admin", "carol").await;
+    let err = c
+        .access(CAROL)
+        .await
+        .create_role_binding(grant("carol", "team-b"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
+    assert!(err.message().contains("host-user"), "{}", err.message());
+    c.access(&c.pki.admin_token)
+        .await
+        .create_role_binding(grant("alice", "team-a"))
+        .await
+        .expect("a cluster admin grants host-user");
+    let as_root = |ns: &str| {
+        let mut w = inference(ns, "as-root");
+        if let Some(pb::workload::Spec::Inference(s)) = w.spec.as_mut() {
+            s.template.as_mut().unwrap().run_as_user = Some(0);
+        }
+        pb::CreateWorkloadRequest {
+            workload: Some(w),
+            dry_run: true,
+        }
+    };
+    alice
+        .create_workload(as_root("team-a"))
+        .await
+        .expect("host-user names the host user in its namespace");
+    // Where she only edits, she may create workloads, not name the host user.
+    c.bind("alice-edits-c", "team-c", "edit", "alice").await;
+    let err = alice.create_workload(as_root("team-c")).await.unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
+    assert!(
+        err.message().contains("hostidentities"),
+        "{}",
+        err.message()
+    );
+
     // A viewer reads but does not write; someone bound nowhere reads nothing.
     let mut carol = c.workloads(Some(CAROL)).await;
     carol

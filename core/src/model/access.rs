@@ -31,16 +31,17 @@ pub enum Resource {
     RoleBindings,
     Nodes,
     Queues,
-    /// Running replicas as a host user or group a template names (`run_as_user`,
-    /// `run_as_group`) rather than the agents' unprivileged default: that identity's files
-    /// on every node are the workload's, so it is the cluster's to grant.
+    /// Running a namespace's replicas as a host user or group a template names
+    /// (`run_as_user`, `run_as_group`) rather than the namespace's own unprivileged user: that
+    /// identity's files on every node are the workload's, so only a cluster admin grants it
+    /// (role `host-user`, per namespace).
     HostIdentities,
 }
 
 impl Resource {
     /// Cluster-scoped resources exist outside namespaces.
     pub fn cluster_scoped(self) -> bool {
-        matches!(self, Self::Nodes | Self::Queues | Self::HostIdentities)
+        matches!(self, Self::Nodes | Self::Queues)
     }
 }
 
@@ -54,11 +55,20 @@ pub enum Role {
     Edit,
     /// Edit, and manage the namespace's role bindings.
     Admin,
+    /// Edit, and name the host user and group replicas run as (root included); granted by
+    /// a cluster admin only.
+    HostUser,
     /// Everything, everywhere; bound cluster-wide only.
     ClusterAdmin,
 }
 
-pub const ROLES: [Role; 4] = [Role::View, Role::Edit, Role::Admin, Role::ClusterAdmin];
+pub const ROLES: [Role; 5] = [
+    Role::View,
+    Role::Edit,
+    Role::Admin,
+    Role::HostUser,
+    Role::ClusterAdmin,
+];
 
 const READ: [Verb; 3] = [Verb::Get, Verb::List, Verb::Watch];
 const WRITE: [Verb; 4] = [Verb::Create, Verb::Update, Verb::Scale, Verb::Delete];
@@ -69,6 +79,7 @@ impl Role {
             Self::View => "view",
             Self::Edit => "edit",
             Self::Admin => "admin",
+            Self::HostUser => "host-user",
             Self::ClusterAdmin => "cluster-admin",
         }
     }
@@ -96,6 +107,12 @@ impl Role {
                 R::Workloads | R::RoleBindings => read || write,
                 R::Events | R::Logs => read,
                 R::Nodes | R::Queues | R::HostIdentities => false,
+            },
+            Self::HostUser => match resource {
+                R::Workloads => read || write,
+                R::Events | R::Logs => read,
+                R::HostIdentities => verb == Verb::Create,
+                R::RoleBindings | R::Nodes | R::Queues => false,
             },
         }
     }
@@ -246,6 +263,14 @@ mod tests {
     fn roles_parse_by_name() {
         assert_eq!("cluster-admin".parse::<Role>(), Ok(Role::ClusterAdmin));
         let err = "root".parse::<Role>().unwrap_err();
-        assert!(err.contains("view, edit, admin, cluster-admin"), "{err}");
+        assert!(
+            err.contains("view, edit, admin, host-user, cluster-admin"),
+            "{err}"
+        );
+        assert_eq!("host-user".parse::<Role>(), Ok(Role::HostUser));
+        // Host identities in the namespace of the binding only.
+        assert!(Role::HostUser.allows(Verb::Create, Resource::HostIdentities, false));
+        assert!(!Role::Admin.allows(Verb::Create, Resource::HostIdentities, false));
+        assert!(!Role::HostUser.allows(Verb::Create, Resource::RoleBindings, false));
     }
 }

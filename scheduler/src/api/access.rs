@@ -4,7 +4,8 @@
 use tonic::{Request, Response, Status};
 use uni_core::convert::role_binding_from_request;
 use uni_core::model::{
-    access::permissions, ObjectMeta, Resource, RoleBinding, UnixMillis, Verb, DEFAULT_NAMESPACE,
+    access::permissions, ObjectMeta, Resource, Role, RoleBinding, UnixMillis, Verb,
+    DEFAULT_NAMESPACE,
 };
 use uni_core::store::keys::{RoleBindingKey, TypedKey};
 use uni_proto::v1 as pb;
@@ -178,6 +179,15 @@ impl AccessService for AccessApi {
             .as_ref()
             .map(|m| (m.namespace.clone(), m.name.clone()))
             .unwrap_or_default();
+        // Nobody grants what they could not do themselves: host-user needs host identities.
+        if p.role == Role::HostUser.as_str()
+            && !caller.can(Verb::Create, Resource::HostIdentities, &ns)
+        {
+            return Err(Status::permission_denied(
+                "role: granting host-user needs a cluster admin (or host-user where it is \
+                 granted): it lets replicas run as any host user, root included",
+            ));
+        }
         let call = async { Ok(self.create(p).await?) };
         let b = caller
             .audited(Verb::Create, Resource::RoleBindings, &ns, &name, call)

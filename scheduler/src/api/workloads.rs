@@ -6,7 +6,8 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 use uni_core::convert::{workload_from_request, workload_kind_filter};
-use uni_core::model::{Resource, UnixMillis, Verb, Workload, WorkloadStatus};
+use uni_core::error::shorten;
+use uni_core::model::{Resource, UnixMillis, Verb, Workload, WorkloadStatus, DEFAULT_NAMESPACE};
 use uni_core::store::keys::{TypedKey, WorkloadKey};
 use uni_core::validate::{validate_workload, validate_workload_update};
 use uni_proto::v1 as pb;
@@ -213,7 +214,8 @@ impl WorkloadApi {
 }
 
 /// A template that names its host user or group runs as that identity on every node it lands
-/// on: only a caller allowed `create hostidentities` (cluster-admin) may send one.
+/// on: only a caller allowed `create hostidentities` in the workload's namespace (role
+/// `host-user` there, or cluster-admin) may send one.
 fn may_name_host_identity(caller: &Caller, w: Option<&pb::Workload>) -> Result<(), Status> {
     use pb::workload::Spec;
     let template = match w.and_then(|w| w.spec.as_ref()) {
@@ -227,14 +229,22 @@ fn may_name_host_identity(caller: &Caller, w: Option<&pb::Workload>) -> Result<(
         (None, Some(_)) => "run_as_group",
         (None, None) => return Ok(()),
     };
-    if caller.can(Verb::Create, Resource::HostIdentities, "") {
+    let namespace = w
+        .and_then(|w| w.meta.as_ref())
+        .map(|m| or_default(&m.namespace).to_string())
+        .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string());
+    if caller.can(Verb::Create, Resource::HostIdentities, &namespace) {
         return Ok(());
     }
-    Err(Status::permission_denied(format!(
-        "spec.template.{field}: user {:?} may not create hostidentities: naming the host user \
-         or group replicas run as is cluster-admin's; leave it unset to run as the agents' \
-         unprivileged default",
-        caller.subject.user
+    Err(Status::permission_denied(shorten(
+        format!(
+            "spec.template.{field}: user {:?} may not create hostidentities in namespace \
+             {namespace:?}: naming the host user or group replicas run as needs role host-user \
+             there (granted by a cluster admin); leave it unset to run as the namespace's own \
+             unprivileged user",
+            caller.subject.user
+        ),
+        4096,
     )))
 }
 
