@@ -243,7 +243,8 @@ impl Config {
             let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
             format!("{}-{}", host.trim(), std::process::id())
         });
-        // Dev mode serves without authentication, so only on loopback unless told otherwise.
+        // Dev mode is for this machine: its admin token sits in its data directory, and it
+        // refuses any listener but loopback.
         let host = if cli.dev {
             [127, 0, 0, 1]
         } else {

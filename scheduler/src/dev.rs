@@ -65,10 +65,17 @@ pub async fn run(mut config: Config, catalog: Arc<Catalog>) -> anyhow::Result<()
         .context("starting the local agent")?;
 
     println!("dev mode: data in {}", config.data_dir.display());
-    println!(
-        "unictl context {DEV_CONTEXT:?} written to {}",
-        uni_core::client::path().display()
-    );
+    if config.security.insecure {
+        println!(
+            "insecure: no unictl context written; use unictl --server http://{}",
+            plane.api_addr
+        );
+    } else {
+        println!(
+            "unictl context {DEV_CONTEXT:?} written to {}",
+            uni_core::client::path().display()
+        );
+    }
     println!("api listening on {}", plane.api_addr);
     println!("metrics listening on {}", plane.metrics_addr);
     println!("agent listening on {}", agent.grpc_addr());
