@@ -38,6 +38,9 @@ pub struct EtcdStore {
     /// etcd's own client pins an endpoint: a balanced channel keeps choosing a dead member
     /// (it has the fewest calls pending) and fails the calls sent to it.
     kv: Arc<Vec<KvClient>>,
+    /// The same members' clients, for leases: a keep-alive sent to a dead member would let
+    /// the lease expire although the others are up.
+    members: Arc<Vec<Client>>,
     current: Arc<AtomicUsize>,
 }
 
@@ -103,27 +106,28 @@ impl EtcdStore {
         let client = Client::connect(endpoints, Some(connect.clone()))
             .await
             .map_err(map_err)?;
-        let mut kv = Vec::new();
+        let mut members = Vec::new();
         for e in endpoints {
             // Lazy, except that etcd user auth asks for a token: a member down now is
             // skipped, the others serve.
             match Client::connect([e.as_ref()], Some(connect.clone())).await {
-                Ok(c) => kv.push(c.kv_client().max_decoding_message_size(MAX_RESPONSE_BYTES)),
+                Ok(c) => members.push(c),
                 Err(err) => {
                     tracing::warn!(endpoint = e.as_ref(), error = %err, "etcd member unreachable; using the others")
                 }
             }
         }
-        if kv.is_empty() {
-            kv.push(
-                client
-                    .kv_client()
-                    .max_decoding_message_size(MAX_RESPONSE_BYTES),
-            );
+        if members.is_empty() {
+            members.push(client.clone());
         }
+        let kv = members
+            .iter()
+            .map(|c| c.kv_client().max_decoding_message_size(MAX_RESPONSE_BYTES))
+            .collect();
         Ok(Self {
             client,
             kv: Arc::new(kv),
+            members: Arc::new(members),
             current: Arc::new(AtomicUsize::new(0)),
         })
     }
@@ -139,11 +143,22 @@ impl EtcdStore {
     where
         Fut: std::future::Future<Output = std::result::Result<T, etcd_client::Error>>,
     {
+        self.pinned(|i| call(self.kv[i].clone())).await
+    }
+
+    /// [`EtcdStore::kv_call`] for any call, given the index of the member to use.
+    async fn pinned<T, Fut>(
+        &self,
+        call: impl Fn(usize) -> Fut,
+    ) -> std::result::Result<T, etcd_client::Error>
+    where
+        Fut: std::future::Future<Output = std::result::Result<T, etcd_client::Error>>,
+    {
         let n = self.kv.len();
         let mut delay = Duration::from_millis(50);
         for attempt in 1..n * UNSENT_ROUNDS {
             let i = self.current.load(Ordering::Relaxed) % n;
-            match call(self.kv[i].clone()).await {
+            match call(i).await {
                 Err(etcd_client::Error::TransportError(_)) => {
                     let _ = self.current.compare_exchange(
                         i,
@@ -160,12 +175,7 @@ impl EtcdStore {
             }
         }
         let i = self.current.load(Ordering::Relaxed) % n;
-        call(self.kv[i].clone()).await
-    }
-
-    /// The underlying client, for features outside [`KvStore`] (elections, maintenance).
-    pub fn client(&self) -> Client {
-        self.client.clone()
+        call(i).await
     }
 }
 
@@ -251,38 +261,40 @@ impl KvStore for EtcdStore {
     async fn lease_grant(&self, ttl: Duration) -> Result<LeaseId> {
         let secs = i64::try_from(ttl.as_secs().max(1)).unwrap_or(i64::MAX);
         let resp = self
-            .client
-            .clone()
-            .lease_grant(secs, None)
+            .pinned(|i| {
+                let mut c = self.members[i].clone();
+                async move { c.lease_grant(secs, None).await }
+            })
             .await
             .map_err(map_err)?;
         Ok(resp.id())
     }
 
     async fn lease_keep_alive(&self, lease: LeaseId) -> Result<Duration> {
-        let (mut keeper, mut stream) = self
-            .client
-            .clone()
-            .lease_keep_alive(lease)
+        let answer = self
+            .pinned(|i| {
+                let mut c = self.members[i].clone();
+                async move {
+                    let (mut keeper, mut stream) = c.lease_keep_alive(lease).await?;
+                    keeper.keep_alive().await?;
+                    stream.message().await
+                }
+            })
             .await
             .map_err(|e| map_lease_err(e, lease))?;
-        keeper.keep_alive().await.map_err(map_err)?;
-        match stream
-            .message()
-            .await
-            .map_err(|e| map_lease_err(e, lease))?
-        {
+        match answer {
             Some(r) if r.ttl() > 0 => Ok(Duration::from_secs(r.ttl().unsigned_abs())),
             _ => Err(Error::LeaseNotFound(lease)),
         }
     }
 
     async fn lease_revoke(&self, lease: LeaseId) -> Result<()> {
-        self.client
-            .clone()
-            .lease_revoke(lease)
-            .await
-            .map_err(|e| map_lease_err(e, lease))?;
+        self.pinned(|i| {
+            let mut c = self.members[i].clone();
+            async move { c.lease_revoke(lease).await }
+        })
+        .await
+        .map_err(|e| map_lease_err(e, lease))?;
         Ok(())
     }
 
