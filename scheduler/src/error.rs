@@ -22,7 +22,7 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Longest status message sent.
-const MAX_STATUS_MESSAGE: usize = 4096;
+pub const MAX_STATUS_MESSAGE: usize = 4096;
 
 impl From<Error> for Status {
     fn from(e: Error) -> Self {

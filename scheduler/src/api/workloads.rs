@@ -244,7 +244,7 @@ fn may_name_host_identity(caller: &Caller, w: Option<&pb::Workload>) -> Result<(
              unprivileged user",
             caller.subject.user
         ),
-        4096,
+        crate::error::MAX_STATUS_MESSAGE,
     )))
 }
 

@@ -222,7 +222,8 @@ impl Caller {
         );
         // Names and namespaces come from the request, the user from a token's claims.
         Err(Status::permission_denied(uni_core::error::shorten(
-            message, 4096,
+            message,
+            crate::error::MAX_STATUS_MESSAGE,
         )))
     }
 

@@ -28,7 +28,7 @@ impl Replica {
         }
         let run_dir = self.dir.run_dir(self.state.run);
         if let Some(first) = self.state.starter {
-            settle(first).await;
+            settle(first, || false).await;
         }
         let answer = || {
             read_json::<LaunchResult>(&run_dir.join(LAUNCHED_FILE))
@@ -38,19 +38,10 @@ impl Replica {
         let mut result = answer();
         if result.is_none() {
             if let Ok(Some(shim)) = read_json::<ShimProcess>(&run_dir.join(SHIM_FILE)) {
-                let deadline = Instant::now() + SETTLE;
-                while result.is_none()
-                    && process::alive(shim.pid, shim.start)
-                    && Instant::now() < deadline
-                {
-                    tokio::time::sleep(POLL).await;
-                    result = answer();
+                if settle(shim, || answer().is_some()).await {
+                    warn!(id = %self.alloc.id, pid = shim.pid, "shim gave no answer; stopped it");
                 }
-                if result.is_none() && process::alive(shim.pid, shim.start) {
-                    warn!(id = %self.alloc.id, pid = shim.pid, "shim gave no answer; stopping it");
-                    settle(shim).await;
-                    result = answer();
-                }
+                result = answer();
             }
         }
         self.state.launching = false;
@@ -76,14 +67,17 @@ impl Replica {
     }
 }
 
-/// Waits (bounded) for a shim process to exit, then kills it if it has not.
-async fn settle(shim: ShimProcess) {
+/// Waits (bounded) until a shim process has exited or `done` holds; kills it if neither came.
+/// Returns whether it had to be killed.
+async fn settle(shim: ShimProcess, done: impl Fn() -> bool) -> bool {
     let deadline = Instant::now() + SETTLE;
-    while process::alive(shim.pid, shim.start) && Instant::now() < deadline {
+    while process::alive(shim.pid, shim.start) && !done() && Instant::now() < deadline {
         tokio::time::sleep(POLL).await;
     }
-    if process::alive(shim.pid, shim.start) {
-        process::signal_pid(shim.pid, libc::SIGKILL);
-        process::wait_exit(shim.pid, shim.start).await;
+    if done() || !process::alive(shim.pid, shim.start) {
+        return false;
     }
+    process::signal_pid(shim.pid, libc::SIGKILL);
+    process::wait_exit(shim.pid, shim.start).await;
+    true
 }
