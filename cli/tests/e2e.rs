@@ -113,6 +113,8 @@ async fn run(store: Arc<dyn KvStore>) {
         compaction_interval: std::time::Duration::from_secs(300),
         event_ttl: std::time::Duration::from_secs(3600),
         finished_ttl: None,
+        starvation_after: std::time::Duration::from_secs(600),
+        elastic_window: std::time::Duration::from_secs(60),
         max_watches: 10_000,
         dev: false,
         data_dir: dir.path().to_path_buf(),

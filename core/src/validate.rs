@@ -17,7 +17,7 @@ mod workload;
 pub use access::{role_binding_errors, validate_role_binding, MAX_BINDING_SUBJECTS};
 pub use meta::{meta_errors, Scope, MAX_ANNOTATIONS_BYTES, MAX_LABELS};
 pub use node::{node_errors, validate_node};
-pub use queue::{queue_errors, validate_queue};
+pub use queue::{queue_errors, validate_queue, validate_queue_in_tree, MAX_QUEUE_DEPTH};
 pub use template::{
     MAX_ARGS, MAX_ARGS_BYTES, MAX_ENV, MAX_ENV_BYTES, MAX_PATH_BYTES, MAX_TOLERATIONS, RESERVED_ENV,
 };

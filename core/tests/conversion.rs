@@ -310,11 +310,22 @@ fn queues_round_trip() {
             },
             priority: 0,
             weight: 3,
+            parent: "org".into(),
+            borrowing_limit: Quota {
+                devices: Some(4),
+                ..Quota::default()
+            },
+            lending_limit: Quota {
+                compute_milli: Some(8_000),
+                ..Quota::default()
+            },
         },
         status: QueueStatus {
             usage: ResourceAmounts::devices(2, 80),
             pending_workloads: 1,
             running_workloads: 2,
+            borrowed: ResourceAmounts::devices(1, 80),
+            lent: ResourceAmounts::ZERO,
         },
     };
     let wire = pb::Queue::from(&queue);

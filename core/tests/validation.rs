@@ -6,7 +6,8 @@ use uni_core::error::FieldErrors;
 use uni_core::model::*;
 use uni_core::testing::hostile::{JOB as JOB_YAML, SERVICE as CHAT_YAML};
 use uni_core::validate::{
-    validate_node, validate_queue, validate_workload, validate_workload_update,
+    validate_node, validate_queue, validate_queue_in_tree, validate_workload,
+    validate_workload_update,
 };
 use uni_core::Error;
 use uni_proto::v1 as pb;
@@ -203,6 +204,63 @@ fn requests_report_conversion_and_validation_problems_together() {
     assert_eq!(ok.spec, chat.spec);
 }
 
+fn tree_queue(name: &str, parent: &str, devices: Option<u32>) -> Queue {
+    Queue {
+        meta: ObjectMeta::cluster(name),
+        spec: QueueSpec {
+            parent: parent.into(),
+            guaranteed: Quota {
+                devices,
+                ..Quota::default()
+            },
+            ..QueueSpec::default()
+        },
+        status: QueueStatus::default(),
+    }
+}
+
+#[test]
+fn queue_trees_nest_guarantees_and_have_no_cycles() {
+    let org = tree_queue("org", "", Some(8));
+    let research = tree_queue("research", "org", Some(5));
+    let stored = [org.clone(), research.clone()];
+    assert!(validate_queue_in_tree(&research, &stored).is_ok());
+
+    // A child above its parent, and siblings above it together.
+    let err = validate_queue_in_tree(&tree_queue("big", "org", Some(9)), &stored)
+        .expect_err("above parent");
+    assert_eq!(
+        message(&err, "spec.guaranteed.devices"),
+        "must be <= queue org's spec.guaranteed.devices (8)"
+    );
+    let err = validate_queue_in_tree(&tree_queue("prod", "org", Some(4)), &stored)
+        .expect_err("siblings too much");
+    assert!(
+        message(&err, "spec.guaranteed.devices").contains("with its siblings' guarantees"),
+        "{err}"
+    );
+    // A parent shrunk below its children.
+    let err = validate_queue_in_tree(&tree_queue("org", "", Some(4)), &stored)
+        .expect_err("below children");
+    assert!(message(&err, "spec.guaranteed.devices").contains("children's guarantees together (5)"));
+    // A missing parent, itself, and a cycle.
+    let err = validate_queue_in_tree(&tree_queue("x", "nope", None), &stored).expect_err("parent");
+    assert_eq!(message(&err, "spec.parent"), "queue nope does not exist");
+    let err = validate_queue_in_tree(&tree_queue("x", "x", None), &stored).expect_err("self");
+    assert!(message(&err, "spec.parent").contains("its own parent"));
+    let err = validate_queue_in_tree(&tree_queue("org", "research", Some(8)), &stored)
+        .expect_err("cycle");
+    assert!(message(&err, "spec.parent").contains("cycle"), "{err}");
+    // Lending more than the guarantee.
+    let mut lender = tree_queue("lender", "", Some(2));
+    lender.spec.lending_limit.devices = Some(3);
+    let err = validate_queue(&lender).expect_err("lending");
+    assert_eq!(
+        message(&err, "spec.lending_limit.devices"),
+        "must be <= spec.guaranteed.devices (2)"
+    );
+}
+
 #[test]
 fn queues_guarantee_at_most_their_maximum() {
     let q = Queue {
@@ -222,6 +280,7 @@ fn queues_guarantee_at_most_their_maximum() {
             },
             priority: 500,
             weight: 0,
+            ..QueueSpec::default()
         },
         status: QueueStatus::default(),
     };

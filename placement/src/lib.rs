@@ -8,6 +8,9 @@
 //! plugins (`score/`, each 0..100, weighted by the policy) -> best candidate. Only when nothing
 //! fits does a full scan run, to explain why in the [`Unschedulable`] counts.
 //!
+//! `tenancy` (pure as well) decides what queues may take: guarantees, borrowing, fair order
+//! and preemption victims.
+//!
 //! Layers, each using only those before it: `request`, `node_state` -> `shape`, `typical` ->
 //! `mix` -> `score`, `filter` -> `index`, `capability` -> `snapshot` -> `select`, `learn`.
 
@@ -23,6 +26,7 @@ pub mod score;
 pub mod select;
 pub mod shape;
 pub mod snapshot;
+pub mod tenancy;
 pub mod typical;
 pub mod unschedulable;
 

@@ -3,8 +3,10 @@
 use uni_core::catalog::Catalog;
 use uni_core::model::WorkloadRef;
 use uni_core::model::{
-    AcceleratorRequest, Interconnect, Preference, Selector, Toleration, Workload, WorkloadKind,
+    AcceleratorRequest, Interconnect, Preference, ResourceAmounts, Selector, Toleration, Workload,
+    WorkloadKind,
 };
+use uni_core::units::devices_to_milli;
 
 use super::node_state::DeviceState;
 
@@ -172,6 +174,30 @@ impl ReplicaRequest {
             prefer: placement.prefer,
             spread: workload.kind() == WorkloadKind::InferenceService,
             reserve_host_for_accelerators: true,
+        }
+    }
+
+    /// The least one replica takes (a share's size is known only once a device is chosen:
+    /// at least a thousandth), for quota checks made before placement.
+    pub fn least_amounts(&self) -> ResourceAmounts {
+        let (device_milli, device_memory_bytes) = match &self.gpu {
+            None => (0, 0),
+            Some(GpuDemand::Fraction {
+                milli,
+                memory_bytes,
+                ..
+            }) => (u64::from(milli.unwrap_or(1).max(1)), *memory_bytes),
+            Some(GpuDemand::Whole {
+                min_devices,
+                memory_bytes_total,
+                ..
+            }) => (devices_to_milli((*min_devices).max(1)), *memory_bytes_total),
+        };
+        ResourceAmounts {
+            compute_milli: self.compute_milli,
+            memory_bytes: self.memory_bytes,
+            device_milli,
+            device_memory_bytes,
         }
     }
 

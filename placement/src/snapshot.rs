@@ -188,6 +188,21 @@ impl Snapshot {
     }
 
     /// Nodes in the snapshot.
+    /// What the schedulable nodes have in all: compute, memory, healthy devices and their
+    /// memory. The fleet queue shares are measured against.
+    pub fn capacity(&self) -> uni_core::model::ResourceAmounts {
+        let mut total = uni_core::model::ResourceAmounts::ZERO;
+        for n in self.nodes().filter(|n| n.schedulable()) {
+            total.compute_milli += n.compute_milli;
+            total.memory_bytes += n.memory_bytes;
+            for d in n.devices.iter().filter(|d| d.healthy) {
+                total.device_milli += u64::from(uni_core::units::MILLI_PER_DEVICE);
+                total.device_memory_bytes += d.memory_bytes;
+            }
+        }
+        total
+    }
+
     pub fn len(&self) -> usize {
         self.ids.len()
     }

@@ -51,6 +51,14 @@ pub struct Cli {
     /// ttl_seconds_after_finished (default 604800, 7 days; 0 keeps them for ever).
     #[arg(long, env = "UNIVERSAL_FINISHED_TTL_SECONDS")]
     pub finished_ttl_seconds: Option<u64>,
+    /// Seconds a workload may wait before capacity is held for it against later,
+    /// non-preemptible work of its queue (default 600).
+    #[arg(long, env = "UNIVERSAL_STARVATION_SECONDS")]
+    pub starvation_seconds: Option<u64>,
+    /// Seconds room must stay free, with nothing waiting, before an elastic training job
+    /// grows into it (default 60).
+    #[arg(long, env = "UNIVERSAL_ELASTIC_WINDOW_SECONDS")]
+    pub elastic_window_seconds: Option<u64>,
     /// Most watches this replica serves at once (default 10000); more are refused with
     /// RESOURCE_EXHAUSTED.
     #[arg(long, env = "UNIVERSAL_MAX_WATCHES")]
@@ -160,6 +168,8 @@ pub struct FileConfig {
     pub compaction_interval_seconds: Option<u64>,
     pub event_ttl_seconds: Option<u64>,
     pub finished_ttl_seconds: Option<u64>,
+    pub starvation_seconds: Option<u64>,
+    pub elastic_window_seconds: Option<u64>,
     pub max_watches: Option<usize>,
     pub data_dir: Option<PathBuf>,
     pub tls_cert: Option<PathBuf>,
@@ -202,6 +212,10 @@ pub struct Config {
     pub event_ttl: Duration,
     /// `None`: finished jobs are kept for ever unless they say otherwise.
     pub finished_ttl: Option<Duration>,
+    /// Waiting this long makes a workload starving (capacity is held for it).
+    pub starvation_after: Duration,
+    /// Room stays free this long before an elastic job grows into it.
+    pub elastic_window: Duration,
     pub max_watches: usize,
     pub dev: bool,
     pub data_dir: PathBuf,
@@ -339,6 +353,16 @@ impl Config {
                 0 => None,
                 s => Some(Duration::from_secs(s)),
             },
+            starvation_after: Duration::from_secs(
+                cli.starvation_seconds
+                    .or(file.starvation_seconds)
+                    .unwrap_or(600),
+            ),
+            elastic_window: Duration::from_secs(
+                cli.elastic_window_seconds
+                    .or(file.elastic_window_seconds)
+                    .unwrap_or(60),
+            ),
             max_watches: cli
                 .max_watches
                 .or(file.max_watches)

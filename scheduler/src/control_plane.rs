@@ -91,6 +91,8 @@ impl ControlPlane {
                 node_grace: config.node_grace,
                 event_ttl: config.event_ttl,
                 finished_ttl: config.finished_ttl,
+                starvation_after: config.starvation_after,
+                elastic_window: config.elastic_window,
                 ..PlanConfig::default()
             },
             max_in_flight: config.max_commits_in_flight,

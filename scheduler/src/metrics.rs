@@ -23,6 +23,10 @@ pub struct Metrics {
     pub placements: IntCounter,
     pub failures: IntCounterVec,
     pub evictions: IntCounterVec,
+    /// Workloads (or inference replicas) told to stop for another, by reason.
+    pub preemptions: IntCounterVec,
+    /// Device-hours the stopped work had run since it started, by reason.
+    pub preempted_device_hours: prometheus::CounterVec,
     pub is_leader: IntGauge,
     pub capacity: GaugeVec,
     pub allocated: GaugeVec,
@@ -85,6 +89,21 @@ impl Metrics {
                 ),
                 &["reason"],
             )?,
+            preemptions: IntCounterVec::new(
+                Opts::new(
+                    format!("{p}preemptions_total"),
+                    "Workloads (or inference replicas) told to stop to make room, by reason \
+                     (Preempted, Reclaimed, Resized).",
+                ),
+                &["reason"],
+            )?,
+            preempted_device_hours: prometheus::CounterVec::new(
+                Opts::new(
+                    format!("{p}preempted_device_hours_total"),
+                    "Accelerator device-hours the stopped work had run since it last started.",
+                ),
+                &["reason"],
+            )?,
             is_leader: IntGauge::new(format!("{p}is_leader"), "1 while this replica leads.")?,
             capacity: GaugeVec::new(
                 Opts::new(
@@ -139,6 +158,9 @@ impl Metrics {
         m.registry.register(Box::new(m.placements.clone()))?;
         m.registry.register(Box::new(m.failures.clone()))?;
         m.registry.register(Box::new(m.evictions.clone()))?;
+        m.registry.register(Box::new(m.preemptions.clone()))?;
+        m.registry
+            .register(Box::new(m.preempted_device_hours.clone()))?;
         m.registry.register(Box::new(m.is_leader.clone()))?;
         m.registry.register(Box::new(m.capacity.clone()))?;
         m.registry.register(Box::new(m.allocated.clone()))?;

@@ -12,11 +12,10 @@
 mod harness;
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use harness::agent::AgentProcess;
 use harness::{assert_no_overcommit, fractional, inference, node, register, training, Scheduler};
 use uni_core::model::{Allocation, Node, ReplicaPhase, ReplicaStatus, Workload};
 use uni_core::store::keys::{AllocationKey, NodeKey, StatusKey, TypedKey};
@@ -52,145 +51,9 @@ fn wanted(w: &Workload) -> usize {
     }
 }
 
-/// The real agent, as a process.
-struct AgentProcess {
-    child: Child,
-    args: Vec<String>,
-    log: PathBuf,
-}
-
-impl AgentProcess {
-    fn binary() -> PathBuf {
-        let bin = Path::new(env!("CARGO_BIN_EXE_uni-scheduler")).with_file_name("uni-agent");
-        assert!(
-            bin.exists(),
-            "{} is missing: build it with `cargo build -p uni-agent` (cargo test --workspace does)",
-            bin.display()
-        );
-        bin
-    }
-
-    fn start(endpoints: &str, data: &Path) -> Self {
-        let args: Vec<String> = [
-            "--etcd-endpoints",
-            endpoints,
-            "--node-name",
-            REAL.as_str(),
-            "--labels",
-            "chaos=real",
-            "--listen",
-            "127.0.0.1:0",
-            "--metrics-listen",
-            "127.0.0.1:0",
-            "--address",
-            "127.0.0.1",
-            "--data-dir",
-            &data.display().to_string(),
-            "--lease-ttl-seconds",
-            "2",
-            "--no-nvml",
-            "--grace-period-seconds",
-            "1",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        let log = data.join("agent.log");
-        let child = Self::spawn(&args, &log);
-        Self { child, args, log }
-    }
-
-    fn spawn(args: &[String], log: &Path) -> Child {
-        let out = std::fs::File::options()
-            .create(true)
-            .append(true)
-            .open(log)
-            .expect("agent log");
-        Command::new(Self::binary())
-            .args(args)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().expect("log"))
-            .stderr(out)
-            .spawn()
-            .expect("start uni-agent")
-    }
-
-    fn signal(&self, signal: &str) {
-        let _ = Command::new("kill")
-            .args([format!("-{signal}"), self.child.id().to_string()])
-            .status();
-    }
-
-    /// SIGKILL, as a crash would; its replicas' shims keep running.
-    fn crash(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    fn restart(&mut self) {
-        self.crash();
-        self.child = Self::spawn(&self.args, &self.log);
-    }
-}
-
-impl Drop for AgentProcess {
-    fn drop(&mut self) {
-        self.signal("CONT");
-        self.crash();
-        // The replicas it left behind.
-        for (pid, _) in replica_processes() {
-            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-        }
-    }
-}
-
 /// Live replica processes of the real node, with their `ns/workload/replica`.
 fn replica_processes() -> Vec<(i32, String)> {
-    let marker = format!("UNIVERSAL_NODE={}", *REAL);
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for pid in dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok()) {
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        if stat
-            .rsplit(')')
-            .next()
-            .is_some_and(|r| r.trim_start().starts_with('Z'))
-        {
-            continue;
-        }
-        let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
-            continue;
-        };
-        let vars: HashMap<&[u8], &[u8]> = env
-            .split(|&b| b == 0)
-            .filter_map(|kv| {
-                let i = kv.iter().position(|&b| b == b'=')?;
-                Some((&kv[..i], &kv[i + 1..]))
-            })
-            .collect();
-        if !env.split(|&b| b == 0).any(|kv| kv == marker.as_bytes()) {
-            continue;
-        }
-        let get = |k: &str| {
-            String::from_utf8_lossy(vars.get(k.as_bytes()).copied().unwrap_or_default())
-                .into_owned()
-        };
-        out.push((
-            pid,
-            format!(
-                "{}/{}/{}",
-                get("UNIVERSAL_NAMESPACE"),
-                get("UNIVERSAL_WORKLOAD"),
-                get("UNIVERSAL_REPLICA")
-            ),
-        ));
-    }
-    out
+    harness::agent::replica_processes(&REAL)
 }
 
 /// What the cluster holds, read in one go.
@@ -413,7 +276,7 @@ async fn the_cluster_survives_one_fault_at_a_time() {
         replicas.start(id).await;
     }
     let data = tempfile::tempdir().expect("tempdir");
-    let mut agent = AgentProcess::start(&endpoints, data.path());
+    let mut agent = AgentProcess::start(&endpoints, data.path(), &REAL, "chaos=real");
     let mut accepted = BTreeMap::new();
 
     // CPU services go to the real agent, the only node at first.

@@ -14,17 +14,6 @@ use uni_core::store::{codec, KvStore, LeaseKeeper, RangeOptions};
 use uni_core::testing::EtcdServer;
 use uni_proto::v1 as pb;
 
-async fn create(s: &Scheduler, w: &Workload) {
-    s.client()
-        .await
-        .create_workload(pb::CreateWorkloadRequest {
-            workload: Some(pb::Workload::from(w)),
-            dry_run: false,
-        })
-        .await
-        .expect("create workload");
-}
-
 async fn get(s: &Scheduler, name: &str) -> pb::Workload {
     s.client()
         .await
@@ -309,7 +298,7 @@ async fn a_queue_never_exceeds_its_maximum_quota() {
     let w = wait_unschedulable(&store, "capped").await;
     assert_eq!(
         w.status.message,
-        "queue small would exceed its maximum quota"
+        "queue small: 1 compute over its maximum quota"
     );
     // Two replicas fit in the queue's 2 UCU; the node had room for all three.
     assert_eq!(of(&allocations(&store).await, "capped").len(), 2);

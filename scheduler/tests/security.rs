@@ -124,6 +124,8 @@ async fn start(dir: &Path) -> Cluster {
         compaction_interval: std::time::Duration::from_secs(300),
         event_ttl: std::time::Duration::from_secs(3600),
         finished_ttl: None,
+        starvation_after: std::time::Duration::from_secs(600),
+        elastic_window: std::time::Duration::from_secs(60),
         max_watches: 10_000,
         dev: false,
         data_dir: PathBuf::new(),

@@ -52,6 +52,17 @@ pub fn device_share(devices: &[DeviceBinding]) -> String {
     text.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
+/// Names the file a stop notice (preemption or resize) appears in: JSON with `reason`,
+/// `message`, `by`, `deadline` (unix millis; SIGTERM comes with the notice, SIGKILL at the
+/// deadline) and, for a resize, `resize_to`.
+pub const NOTICE_FILE_VAR: &str = "UNIVERSAL_PREEMPTION_NOTICE_FILE";
+
+/// Sets (or replaces) one variable.
+pub fn set(env: &mut Vec<(String, String)>, name: &str, value: String) {
+    env.retain(|(n, _)| n != name);
+    env.push((name.to_string(), value));
+}
+
 /// The whole environment of one run.
 pub fn build(
     spec: &RunSpec,

@@ -20,10 +20,11 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
-use uni_core::model::Allocation;
+use uni_core::model::{Allocation, StopNotice};
 use uni_core::store::keys::{AllocationKey, TypedKey};
 use uni_core::store::watcher::Event;
 use uni_core::store::{codec, KeyValue, Watcher};
@@ -50,6 +51,17 @@ const RETRY: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_s
 struct Handle {
     alloc: Allocation,
     remove: CancellationToken,
+    /// A stop notice added to the allocation reaches its supervisor here.
+    notice: watch::Sender<Option<StopNotice>>,
+}
+
+/// Whether `a` and `b` differ only in their stop notice.
+fn only_notice_differs(a: &Allocation, b: &Allocation) -> bool {
+    let strip = |x: &Allocation| Allocation {
+        notice: None,
+        ..x.clone()
+    };
+    strip(a) == strip(b)
 }
 
 /// Owns the supervisors.
@@ -148,8 +160,16 @@ impl Runtime {
             warn!(id = %alloc.id, node = %alloc.node, "allocation under our prefix names another node; ignored");
             return;
         }
-        if let Some(h) = self.running.get(&alloc.id) {
+        if let Some(h) = self.running.get_mut(&alloc.id) {
             if h.alloc == alloc {
+                return;
+            }
+            if only_notice_differs(&h.alloc, &alloc) && !h.remove.is_cancelled() {
+                // Told to stop: the supervisor gives notice, SIGTERM and SIGKILL at the
+                // deadline, and reports it Preempted.
+                info!(id = %alloc.id, "stop notice: stopping the replica");
+                h.notice.send_replace(alloc.notice.clone());
+                h.alloc = alloc;
                 return;
             }
             // Changed in place (not how the scheduler works, but handled): run it anew.
@@ -159,9 +179,11 @@ impl Runtime {
             return;
         }
         let remove = CancellationToken::new();
+        let (notice, notice_rx) = watch::channel(alloc.notice.clone());
         let sig = Signals {
             remove: remove.clone(),
             halt: self.halt.clone(),
+            notice: notice_rx,
         };
         let id = alloc.id.clone();
         self.running.insert(
@@ -169,6 +191,7 @@ impl Runtime {
             Handle {
                 alloc: alloc.clone(),
                 remove,
+                notice,
             },
         );
         let host = self.host.clone();

@@ -69,6 +69,11 @@ impl ReplicaDir {
         self.path.join("work")
     }
 
+    /// Where a stop notice appears (`UNIVERSAL_PREEMPTION_NOTICE_FILE`).
+    pub fn notice_file(&self) -> PathBuf {
+        self.path.join("preemption-notice.json")
+    }
+
     pub fn load(&self) -> Result<Option<ReplicaState>> {
         read_json(&self.path.join(STATE_FILE))
     }

@@ -6,7 +6,7 @@ pub mod table;
 use std::str::FromStr;
 
 use serde_json::{json, Value};
-use uni_core::model::{Event, Node, Queue, Quota, Workload, WorkloadSpec};
+use uni_core::model::{Event, Node, Queue, Quota, ResourceAmounts, Workload, WorkloadSpec};
 use uni_core::quantity::{format_bytes, format_milli};
 
 use crate::manifest::{Object, API_VERSION};
@@ -222,22 +222,55 @@ fn quota(q: &Quota) -> String {
     dash(parts.join(","))
 }
 
+/// Nonzero amounts, `compute=4,devices=2`; `-` for none.
+fn held(a: &ResourceAmounts) -> String {
+    let mut parts = Vec::new();
+    if a.compute_milli > 0 {
+        parts.push(format!("compute={}", format_milli(a.compute_milli)));
+    }
+    if a.memory_bytes > 0 {
+        parts.push(format!("memory={}", format_bytes(a.memory_bytes)));
+    }
+    if a.device_milli > 0 {
+        let d = format_milli(a.device_milli);
+        parts.push(format!("devices={d}"));
+    }
+    if a.device_memory_bytes > 0 {
+        parts.push(format!(
+            "deviceMemory={}",
+            format_bytes(a.device_memory_bytes)
+        ));
+    }
+    dash(parts.join(","))
+}
+
+/// Queues with what they are guaranteed, use, borrow and lend, and what waits.
 pub fn queues_table(qs: &[Queue], now: i64) -> String {
     let mut t = Table::new(vec![
         "NAME",
-        "PRIORITY",
-        "WEIGHT",
+        "PARENT",
         "GUARANTEED",
+        "USED",
+        "BORROWED",
+        "LENT",
+        "PENDING",
+        "RUNNING",
         "MAX",
+        "WEIGHT",
         "AGE",
     ]);
     for q in qs {
         t.row(vec![
             q.meta.name.clone(),
-            q.spec.priority.to_string(),
-            q.spec.weight.to_string(),
+            dash(q.spec.parent.clone()),
             quota(&q.spec.guaranteed),
+            held(&q.status.usage),
+            held(&q.status.borrowed),
+            held(&q.status.lent),
+            q.status.pending_workloads.to_string(),
+            q.status.running_workloads.to_string(),
             quota(&q.spec.max),
+            q.spec.weight.to_string(),
             age(q.meta.created.0, now),
         ]);
     }

@@ -37,6 +37,9 @@ impl From<&QueueSpec> for pb::QueueSpec {
             max: Some((&s.max).into()),
             priority: Some(s.priority),
             weight: s.weight,
+            parent: s.parent.clone(),
+            borrowing_limit: Some((&s.borrowing_limit).into()),
+            lending_limit: Some((&s.lending_limit).into()),
         }
     }
 }
@@ -48,6 +51,9 @@ impl FromProto<pb::QueueSpec> for QueueSpec {
             max: opt(p.max.as_ref(), path, "max", errs),
             priority: p.priority.unwrap_or(priority::NORMAL),
             weight: p.weight.max(1),
+            parent: p.parent.clone(),
+            borrowing_limit: opt(p.borrowing_limit.as_ref(), path, "borrowing_limit", errs),
+            lending_limit: opt(p.lending_limit.as_ref(), path, "lending_limit", errs),
         }
     }
 }
@@ -80,6 +86,8 @@ impl From<&QueueStatus> for pb::QueueStatus {
             usage: amounts(&s.usage),
             pending_workloads: s.pending_workloads,
             running_workloads: s.running_workloads,
+            borrowed: amounts(&s.borrowed),
+            lent: amounts(&s.lent),
         }
     }
 }
@@ -90,6 +98,8 @@ impl FromProto<pb::QueueStatus> for QueueStatus {
             usage: opt(p.usage.as_ref(), path, "usage", errs),
             pending_workloads: p.pending_workloads,
             running_workloads: p.running_workloads,
+            borrowed: opt(p.borrowed.as_ref(), path, "borrowed", errs),
+            lent: opt(p.lent.as_ref(), path, "lent", errs),
         }
     }
 }

@@ -113,6 +113,7 @@ impl From<ReplicaPhase> for pb::ReplicaPhase {
             ReplicaPhase::Succeeded => Self::Succeeded,
             ReplicaPhase::Failed => Self::Failed,
             ReplicaPhase::OomKilled => Self::OomKilled,
+            ReplicaPhase::Preempted => Self::Preempted,
         }
     }
 }
@@ -125,6 +126,7 @@ fn replica_phase(v: i32, path: &str, errs: &mut FieldErrors) -> ReplicaPhase {
         Some(pb::ReplicaPhase::Succeeded) => ReplicaPhase::Succeeded,
         Some(pb::ReplicaPhase::Failed) => ReplicaPhase::Failed,
         Some(pb::ReplicaPhase::OomKilled) => ReplicaPhase::OomKilled,
+        Some(pb::ReplicaPhase::Preempted) => ReplicaPhase::Preempted,
         _ => ReplicaPhase::Pending,
     }
 }

@@ -61,6 +61,30 @@ pub struct Allocation {
     /// `WORLD_SIZE`, `MASTER_ADDR` and `MASTER_PORT`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<EnvVar>,
+    /// Set when the replica must stop (preempted, or its gang resized): its agent writes the
+    /// notice file, sends SIGTERM and SIGKILL at the deadline, and reports it Preempted; the
+    /// leader removes the allocation once it stopped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notice: Option<StopNotice>,
+}
+
+/// Why and by when a replica must stop; written to the file `UNIVERSAL_PREEMPTION_NOTICE_FILE`
+/// names.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StopNotice {
+    /// `Preempted` (a higher-priority workload of the same queue), `Reclaimed` (another queue
+    /// takes back its guarantee) or `Resized` (an elastic gang restarts at another size).
+    pub reason: String,
+    pub message: String,
+    /// The workload the capacity goes to (`namespace/name`), if any.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub by: String,
+    /// SIGKILL after this.
+    pub deadline: UnixMillis,
+    /// A resize: the gang's size when it starts again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resize_to: Option<u32>,
 }
 
 impl Allocation {

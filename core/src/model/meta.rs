@@ -99,3 +99,15 @@ impl fmt::Display for WorkloadRef {
         write!(f, "{}/{}", self.namespace, self.name)
     }
 }
+
+impl std::str::FromStr for WorkloadRef {
+    type Err = String;
+
+    /// `namespace/name`, as [`WorkloadRef`] displays.
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.split_once('/') {
+            Some((ns, name)) if !ns.is_empty() && !name.is_empty() => Ok(Self::new(ns, name)),
+            _ => Err(format!("{s:?} is not namespace/name")),
+        }
+    }
+}

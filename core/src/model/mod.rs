@@ -24,7 +24,7 @@ pub mod training;
 pub mod workload;
 
 pub use access::{Resource, Role, RoleBinding, Verb};
-pub use allocation::{Allocation, DeviceBinding};
+pub use allocation::{Allocation, DeviceBinding, StopNotice};
 pub use cluster::{
     ClusterSummary, DeviceModelSummary, NodeClassSummary, NodeCounts, WorkloadCounts,
 };

@@ -27,8 +27,15 @@ pub struct QueueSpec {
     /// Never exceeded; unset amounts are unlimited.
     pub max: Quota,
     pub priority: i32,
-    /// Fair-share weight among queues of equal priority, at least 1.
+    /// Fair-share weight beyond the guarantee, at least 1.
     pub weight: u32,
+    /// The queue this one borrows from and lends to; empty: a top-level queue.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub parent: String,
+    /// Most used beyond the guarantee; unset amounts are unlimited.
+    pub borrowing_limit: Quota,
+    /// Most of the unused guarantee lent to others; unset amounts lend all of it.
+    pub lending_limit: Quota,
 }
 
 impl Default for QueueSpec {
@@ -38,6 +45,9 @@ impl Default for QueueSpec {
             max: Quota::default(),
             priority: priority::NORMAL,
             weight: 1,
+            parent: String::new(),
+            borrowing_limit: Quota::default(),
+            lending_limit: Quota::default(),
         }
     }
 }
@@ -89,6 +99,10 @@ pub struct QueueStatus {
     pub usage: ResourceAmounts,
     pub pending_workloads: u32,
     pub running_workloads: u32,
+    /// Usage beyond the guarantee.
+    pub borrowed: ResourceAmounts,
+    /// Unused guarantee others are using.
+    pub lent: ResourceAmounts,
 }
 
 impl QueueSpec {
@@ -98,5 +112,32 @@ impl QueueSpec {
 
     pub fn max_amounts(&self) -> ResourceAmounts {
         self.max.to_amounts(u64::MAX)
+    }
+
+    /// The guarantee plus the borrowing limit, saturating: the most the queue may use.
+    pub fn borrowing_ceiling(&self) -> ResourceAmounts {
+        let b = self.borrowing_limit.to_amounts(u64::MAX);
+        self.guaranteed_amounts()
+            .saturating_add(&b)
+            .min_each(&self.max_amounts())
+    }
+
+    /// The part of the guarantee never lent (the guarantee less the lending limit).
+    pub fn kept_amounts(&self) -> ResourceAmounts {
+        let g = self.guaranteed_amounts();
+        g.saturating_sub(&self.lending_limit.to_amounts(u64::MAX))
+    }
+}
+
+impl Quota {
+    /// Which amounts are set, in [`ResourceAmounts`] order (compute, memory, devices, device
+    /// memory).
+    pub fn set(&self) -> [bool; 4] {
+        [
+            self.compute_milli.is_some(),
+            self.memory_bytes.is_some(),
+            self.devices.is_some(),
+            self.device_memory_bytes.is_some(),
+        ]
     }
 }

@@ -152,6 +152,40 @@ impl ResourceAmounts {
     pub fn is_zero(&self) -> bool {
         *self == Self::ZERO
     }
+
+    /// Names of the amounts, in [`ResourceAmounts::to_array`] order.
+    pub const NAMES: [&'static str; 4] = ["compute", "memory", "devices", "device_memory"];
+
+    /// The amounts as an array: compute, memory, devices, device memory.
+    pub fn to_array(&self) -> [u64; 4] {
+        [
+            self.compute_milli,
+            self.memory_bytes,
+            self.device_milli,
+            self.device_memory_bytes,
+        ]
+    }
+
+    pub fn from_array(a: [u64; 4]) -> Self {
+        Self {
+            compute_milli: a[0],
+            memory_bytes: a[1],
+            device_milli: a[2],
+            device_memory_bytes: a[3],
+        }
+    }
+
+    /// Each amount the smaller of the two.
+    pub fn min_each(&self, other: &Self) -> Self {
+        let (a, b) = (self.to_array(), other.to_array());
+        Self::from_array(std::array::from_fn(|i| a[i].min(b[i])))
+    }
+
+    /// Each amount the larger of the two.
+    pub fn max_each(&self, other: &Self) -> Self {
+        let (a, b) = (self.to_array(), other.to_array());
+        Self::from_array(std::array::from_fn(|i| a[i].max(b[i])))
+    }
 }
 
 impl Add for ResourceAmounts {

@@ -44,11 +44,16 @@ pub enum ReplicaPhase {
     /// Killed for exceeding its memory.
     #[serde(rename = "OOMKilled")]
     OomKilled,
+    /// Stopped after a stop notice (preemption or resize).
+    Preempted,
 }
 
 impl ReplicaPhase {
     pub fn is_terminal(self) -> bool {
-        matches!(self, Self::Succeeded | Self::Failed | Self::OomKilled)
+        matches!(
+            self,
+            Self::Succeeded | Self::Failed | Self::OomKilled | Self::Preempted
+        )
     }
 }
 

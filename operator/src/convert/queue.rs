@@ -18,6 +18,9 @@ pub fn desired_queue(q: &Queue) -> (pb::Queue, String) {
         max: q.spec.max.as_ref().map(quota),
         priority: q.spec.priority,
         weight: q.spec.weight.unwrap_or(0),
+        parent: q.spec.parent.clone().unwrap_or_default(),
+        borrowing_limit: q.spec.borrowing_limit.as_ref().map(quota),
+        lending_limit: q.spec.lending_limit.as_ref().map(quota),
     };
     let fingerprint = Fingerprint::default()
         .bytes(b"Queue")
@@ -72,6 +75,17 @@ mod tests {
         let g = pbq.spec.and_then(|s| s.guaranteed).expect("guaranteed");
         assert_eq!((g.compute.as_str(), g.devices), ("64", Some(8)));
         q.spec.priority = Some(900);
-        assert_ne!(desired_queue(&q).1, fp);
+        let fp2 = desired_queue(&q).1;
+        assert_ne!(fp2, fp);
+        q.spec.parent = Some("org".into());
+        q.spec.borrowing_limit = Some(Quota {
+            devices: Some(2),
+            ..Quota::default()
+        });
+        let (pbq, fp3) = desired_queue(&q);
+        let spec = pbq.spec.expect("spec");
+        assert_eq!(spec.parent, "org");
+        assert_eq!(spec.borrowing_limit.and_then(|b| b.devices), Some(2));
+        assert_ne!(fp3, fp2);
     }
 }

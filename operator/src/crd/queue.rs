@@ -31,14 +31,24 @@ pub struct QueueSpec {
     /// Never exceeded; unset fields: unlimited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max: Option<Quota>,
-    /// 0..1000; higher-priority queues are served first. Unset: 500.
+    /// 0..1000; among queues all below (or all above) their guarantee, higher-priority queues
+    /// are served first. Unset: 500.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 1000))]
     pub priority: Option<i32>,
-    /// Fair-share weight among queues of equal priority; unset: 1.
+    /// Fair-share weight beyond the guarantee (weighted dominant resource share); unset: 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1, max = 1000000))]
+    #[schemars(range(min = 1, max = 1000))]
     pub weight: Option<u32>,
+    /// The queue this one borrows from and lends to (its cohort); unset: a top-level queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    /// Most used beyond the guarantee; unset fields: unlimited (up to max).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub borrowing_limit: Option<Quota>,
+    /// Most of the unused guarantee lent to other queues; unset fields: all of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lending_limit: Option<Quota>,
 }
 
 /// An amount of resources as people write it.
@@ -71,6 +81,12 @@ pub struct QueueStatus {
     /// Allocated to the queue's workloads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<QueueUsage>,
+    /// Used beyond the guarantee: borrowed, and reclaimable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub borrowed: Option<QueueUsage>,
+    /// Unused guarantee other queues are using.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lent: Option<QueueUsage>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_workloads: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -32,15 +32,20 @@ pub fn queue_status(
         ],
     };
     let s = observed.and_then(|q| q.status).unwrap_or_default();
-    let usage = s.usage.unwrap_or_default();
+    let amounts = |a: Option<pb::ResourceAmounts>| {
+        let a = a.unwrap_or_default();
+        observed.map(|_| QueueUsage {
+            compute_milli: a.compute_milli,
+            memory_bytes: a.memory_bytes,
+            device_milli: a.device_milli,
+            device_memory_bytes: a.device_memory_bytes,
+        })
+    };
     QueueStatus {
         observed_generation: generation,
-        usage: observed.map(|_| QueueUsage {
-            compute_milli: usage.compute_milli,
-            memory_bytes: usage.memory_bytes,
-            device_milli: usage.device_milli,
-            device_memory_bytes: usage.device_memory_bytes,
-        }),
+        usage: amounts(s.usage),
+        borrowed: amounts(s.borrowed),
+        lent: amounts(s.lent),
         pending_workloads: observed.map(|_| s.pending_workloads),
         running_workloads: observed.map(|_| s.running_workloads),
         conditions: merge(
@@ -69,12 +74,19 @@ mod tests {
                 }),
                 pending_workloads: 2,
                 running_workloads: 1,
+                borrowed: Some(pb::ResourceAmounts {
+                    device_milli: 2000,
+                    ..pb::ResourceAmounts::default()
+                }),
+                lent: None,
             }),
             ..pb::Queue::default()
         };
         let s = queue_status(None, Some(4), &Ok(()), Some(&q), &now);
         assert!(is_true(&s.conditions, condition::ACCEPTED));
         assert_eq!(s.usage.as_ref().map(|u| u.compute_milli), Some(4000));
+        assert_eq!(s.borrowed.as_ref().map(|u| u.device_milli), Some(2000));
+        assert_eq!(s.lent.as_ref().map(|u| u.device_milli), Some(0));
         assert_eq!(
             (s.pending_workloads, s.running_workloads),
             (Some(2), Some(1))

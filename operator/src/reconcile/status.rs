@@ -224,6 +224,7 @@ fn replica_phase_name(p: pb::ReplicaPhase) -> &'static str {
         P::Succeeded => "Succeeded",
         P::Failed => "Failed",
         P::OomKilled => "OOMKilled",
+        P::Preempted => "Preempted",
     }
 }
 

@@ -2,6 +2,7 @@
 //! workloads. The "default" queue always exists: every replica creates it at startup if it is
 //! missing, and it cannot be deleted.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use tonic::{Request, Response, Status};
@@ -9,6 +10,7 @@ use uni_core::convert::queue_from_request;
 use uni_core::model::{ObjectMeta, Queue, QueueStatus, Resource, UnixMillis, Verb, DEFAULT_QUEUE};
 use uni_core::store::keys::{QueueKey, TypedKey};
 use uni_core::store::KvStore;
+use uni_core::validate::validate_queue_in_tree;
 use uni_core::Error as CoreError;
 use uni_proto::v1 as pb;
 use uni_proto::v1::queue_service_server::QueueService;
@@ -17,6 +19,7 @@ use uuid::Uuid;
 use super::paging::{list_store, page_size};
 use super::{args, object, ApiContext};
 use crate::error::{Error, Result};
+use crate::schedule::admission_tree;
 
 /// How long a delete waits for the cache to catch up before checking which workloads use the
 /// queue.
@@ -59,10 +62,65 @@ impl QueueApi {
         Self { ctx }
     }
 
+    /// Every stored queue, to judge a change against the tree.
+    async fn all(&self) -> Result<Vec<Queue>> {
+        let mut out = Vec::new();
+        let mut token = String::new();
+        loop {
+            let page =
+                list_store::<Queue>(&*self.ctx.store, &QueueKey::prefix(), &token, 1000, |_| {
+                    true
+                })
+                .await?;
+            out.extend(page.items);
+            if page.next_token.is_empty() {
+                return Ok(out);
+            }
+            token = page.next_token;
+        }
+    }
+
+    /// `q` as it would sit in the tree of stored queues.
+    async fn check_tree(&self, q: &Queue) -> Result<()> {
+        let others = self.all().await?;
+        validate_queue_in_tree(q, &others)?;
+        Ok(())
+    }
+
+    /// What the scheduler holds for each queue now (queue status is computed, never stored).
+    fn observe(&self, queues: &mut [Queue]) {
+        let st = self.ctx.cache.lock();
+        let t = admission_tree(&st, st.snapshot().capacity());
+        let mut counts: HashMap<&str, (u32, u32)> = HashMap::new();
+        for (r, w) in st.workloads() {
+            let entry = counts.entry(w.value.spec.queue()).or_default();
+            if w.value.status.phase.is_terminal() {
+                continue;
+            }
+            if st.allocations_of(r).is_empty() {
+                entry.0 += 1;
+            } else {
+                entry.1 += 1;
+            }
+        }
+        for q in queues {
+            let name = q.meta.name.as_str();
+            let (pending, running) = counts.get(name).copied().unwrap_or_default();
+            q.status = QueueStatus {
+                usage: t.usage(name),
+                borrowed: t.borrowed(name),
+                lent: t.lent(name),
+                pending_workloads: pending,
+                running_workloads: running,
+            };
+        }
+    }
+
     async fn create(&self, req: pb::CreateQueueRequest) -> Result<pb::Queue> {
         let p = req.queue.ok_or_else(|| args::required("queue"))?;
         let mut q = fresh(queue_from_request(&p)?);
         let (key, _) = queue_key(&q.meta.name)?;
+        self.check_tree(&q).await?;
         if !req.dry_run {
             q.meta.resource_version = object::create(&*self.ctx.store, &key, &q).await?;
         }
@@ -72,7 +130,9 @@ impl QueueApi {
     async fn get(&self, req: pb::GetQueueRequest) -> Result<pb::Queue> {
         let (key, what) = queue_key(&req.name)?;
         let (q, _) = object::read::<Queue>(&*self.ctx.store, &key, &what).await?;
-        Ok(pb::Queue::from(&q))
+        let mut qs = [q];
+        self.observe(&mut qs);
+        Ok(pb::Queue::from(&qs[0]))
     }
 
     async fn list(&self, req: pb::ListQueuesRequest) -> Result<pb::ListQueuesResponse> {
@@ -85,8 +145,10 @@ impl QueueApi {
             |q| selector.matches(&q.meta.labels),
         )
         .await?;
+        let mut items = page.items;
+        self.observe(&mut items);
         Ok(pb::ListQueuesResponse {
-            queues: page.items.iter().map(pb::Queue::from).collect(),
+            queues: items.iter().map(pb::Queue::from).collect(),
             next_page_token: page.next_token,
             resource_version: page.revision,
         })
@@ -96,6 +158,7 @@ impl QueueApi {
         let p = req.queue.ok_or_else(|| args::required("queue"))?;
         let new = queue_from_request(&p)?;
         let (key, what) = queue_key(&new.meta.name)?;
+        self.check_tree(&new).await?;
         let store = &*self.ctx.store;
         let expected = req.expected_resource_version;
         let q = object::update(store, &key, &what, expected, req.dry_run, |mut q: Queue| {
@@ -122,6 +185,21 @@ impl QueueApi {
         // Judge usage on a cache that has seen every write committed before this call.
         let revision = self.ctx.store.revision().await?;
         self.ctx.cache.wait_for(revision, CACHE_CATCH_UP).await;
+        let children: Vec<String> = {
+            let state = self.ctx.cache.lock();
+            state
+                .queues()
+                .values()
+                .filter(|q| q.value.spec.parent == req.name)
+                .map(|q| q.value.meta.name.clone())
+                .collect()
+        };
+        if let Some(first) = children.first() {
+            return Err(Error::FailedPrecondition(format!(
+                "{what} is the parent of {} queue(s), e.g. {first}; move or delete them first",
+                children.len()
+            )));
+        }
         let users: Vec<String> = {
             let state = self.ctx.cache.lock();
             state

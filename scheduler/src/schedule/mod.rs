@@ -1,15 +1,20 @@
 //! The leader's scheduling loop: plan under the cache lock, commit outside it, repeat when
 //! the cache changes or a timer (backoff, node grace) comes due.
 
+mod admission;
 mod backoff;
 mod commit;
+mod elastic;
 mod events;
 mod expiry;
 mod gauges;
 mod lifecycle;
+mod order;
 mod pass;
 pub mod plan;
+mod preempt;
 mod status;
+mod stopping;
 mod workload;
 
 use std::sync::Arc;
@@ -21,6 +26,7 @@ use uni_core::store::{Compare, KvStore};
 use crate::cache::Cache;
 use crate::error::Result;
 use crate::metrics::Metrics;
+pub use admission::tree as admission_tree;
 pub use commit::{allocation_key, Committed, Committer};
 pub use pass::Plan;
 pub use plan::{PlanConfig, Planner};

@@ -1,11 +1,14 @@
 //! One pass under way: the writes it has decided so far and what its steps share (the time,
 //! the placement budget, the policy and mix, the backoffs, the events already written).
 
+use std::collections::HashMap;
+use std::rc::Rc;
 use std::time::Duration;
 
 use tracing::warn;
 use uni_core::model::{
-    Allocation, Event, EventType, ObjectMeta, ObjectRef, UnixMillis, Workload, WorkloadRef,
+    Allocation, Event, EventType, ObjectMeta, ObjectRef, ResourceAmounts, UnixMillis, Workload,
+    WorkloadRef,
 };
 use uni_core::store::keys::{EventKey, TypedKey, WorkloadKey};
 use uni_core::store::{codec, Compare, CompareOp, LeaseId, Txn, TxnOp};
@@ -14,6 +17,7 @@ use uni_placement::{Mix, Policy};
 use super::backoff::Backoffs;
 use super::events::EventLog;
 use super::expiry::Expiries;
+use super::preempt::{running, Running, MAX_PER_PASS};
 use crate::cache::State;
 use crate::metrics::Metrics;
 
@@ -52,6 +56,69 @@ pub struct Pass<'a> {
     /// Lease events are attached to, so they expire; 0 for none.
     pub event_lease: LeaseId,
     pub metrics: &'a Metrics,
+    /// The fleet's schedulable capacity when the pass began: what queue shares are of.
+    pub capacity: ResourceAmounts,
+    /// Workloads this pass may still make room for by preemption.
+    pub preemptions_left: usize,
+    /// Waiting this long (since submission) makes a workload starving: capacity is held for it.
+    pub starvation_after: Duration,
+    /// The starving workload capacity is held for, if any (kept across passes).
+    pub starving: &'a mut Option<WorkloadRef>,
+    /// What may be preempted, found once per pass when first needed.
+    running: Option<Rc<Vec<Running>>>,
+    /// Status writes this pass has queued, by workload: the txn's index in `plan.singles`
+    /// and the workload as written, so a second change builds on the first instead of
+    /// racing it on the same compare.
+    statuses: HashMap<WorkloadRef, (usize, Workload)>,
+}
+
+impl<'a> Pass<'a> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        budget: usize,
+        node_grace: Duration,
+        policy: &'a Policy,
+        mix: &'a Mix,
+        backoffs: &'a mut Backoffs,
+        expiries: &'a mut Expiries,
+        events: &'a mut EventLog,
+        metrics: &'a Metrics,
+        starving: &'a mut Option<WorkloadRef>,
+    ) -> Self {
+        Self {
+            plan: Plan::default(),
+            budget,
+            now: UnixMillis::now(),
+            node_grace,
+            policy,
+            mix,
+            backoffs,
+            expiries,
+            finished_ttl: None,
+            events,
+            event_lease: 0,
+            metrics,
+            capacity: ResourceAmounts::ZERO,
+            preemptions_left: MAX_PER_PASS,
+            starvation_after: Duration::MAX,
+            starving,
+            running: None,
+            statuses: HashMap::new(),
+        }
+    }
+
+    /// The workloads that may be preempted, as of the first call in this pass (or since
+    /// [`Pass::invalidate_running`]).
+    pub fn running(&mut self, st: &State) -> Rc<Vec<Running>> {
+        self.running
+            .get_or_insert_with(|| Rc::new(running(st)))
+            .clone()
+    }
+
+    /// Forgets the list of what may be preempted (after telling some to stop).
+    pub fn invalidate_running(&mut self) {
+        self.running = None;
+    }
 }
 
 impl Pass<'_> {
@@ -111,9 +178,11 @@ impl Pass<'_> {
         let Some(stored) = st.workload(r) else {
             return;
         };
-        let mut w = stored.value.clone();
+        let pending = self.statuses.get(r);
+        let base = pending.map_or(&stored.value, |(_, w)| w);
+        let mut w = base.clone();
         change(&mut w, self.now);
-        if w.status == stored.value.status {
+        if w.status == base.status {
             return;
         }
         let key = match WorkloadKey::new(r.namespace.clone(), r.name.clone()) {
@@ -124,15 +193,26 @@ impl Pass<'_> {
             }
         };
         match codec::encode(&w) {
-            Ok(bytes) => self.plan.singles.push(
-                Txn::new()
+            Ok(bytes) => {
+                let txn = Txn::new()
                     .when([Compare::mod_revision(
                         key.clone(),
                         CompareOp::Equal,
                         stored.mod_revision,
                     )])
-                    .and_then([TxnOp::put(key, bytes)]),
-            ),
+                    .and_then([TxnOp::put(key, bytes)]);
+                let at = match self.statuses.get(r) {
+                    Some((at, _)) => {
+                        self.plan.singles[*at] = txn;
+                        *at
+                    }
+                    None => {
+                        self.plan.singles.push(txn);
+                        self.plan.singles.len() - 1
+                    }
+                };
+                self.statuses.insert(r.clone(), (at, w));
+            }
             Err(e) => warn!(workload = %r, error = %e, "status not written: cannot encode it"),
         }
     }

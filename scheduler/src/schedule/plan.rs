@@ -12,10 +12,12 @@ use uni_placement::learn::MixLearner;
 use uni_placement::Policy;
 
 use super::backoff::Backoffs;
+use super::elastic::Growth;
 use super::events::EventLog;
 use super::expiry::Expiries;
+use super::order::Order;
 use super::pass::{Pass, Plan};
-use super::{lifecycle, workload};
+use super::{lifecycle, stopping, workload};
 use crate::cache::State;
 use crate::metrics::Metrics;
 
@@ -31,6 +33,11 @@ pub struct PlanConfig {
     pub event_ttl: Duration,
     /// How long a finished training job is kept unless it says otherwise; `None`: for ever.
     pub finished_ttl: Option<Duration>,
+    /// Waiting this long makes a workload starving: capacity is held for it against later
+    /// work of its queue that is not preemptible.
+    pub starvation_after: Duration,
+    /// How long room must stay free before an elastic job grows into it.
+    pub elastic_window: Duration,
 }
 
 impl Default for PlanConfig {
@@ -42,6 +49,8 @@ impl Default for PlanConfig {
             backoff_max: Duration::from_secs(60),
             event_ttl: Duration::from_secs(3600),
             finished_ttl: Some(Duration::from_secs(7 * 86_400)),
+            starvation_after: Duration::from_secs(600),
+            elastic_window: Duration::from_secs(60),
         }
     }
 }
@@ -58,6 +67,10 @@ pub struct Planner {
     events: EventLog,
     /// The lease events are written with, and when it was granted.
     event_lease: Option<(LeaseId, Instant)>,
+    /// The starving workload capacity is held for.
+    starving: Option<WorkloadRef>,
+    /// Elastic jobs that could grow, and since when.
+    growth: Growth,
 }
 
 impl Planner {
@@ -72,6 +85,8 @@ impl Planner {
             expiries: Expiries::default(),
             events: EventLog::default(),
             event_lease: None,
+            starving: None,
+            growth: Growth::default(),
         }
     }
 
@@ -103,20 +118,33 @@ impl Planner {
         self.learner.refresh(counts, snapshot, now);
         let wall = UnixMillis::now();
         self.events.forget_before(wall);
-        let mut pass = Pass {
-            plan: Plan::default(),
-            budget: self.config.max_placements,
-            now: wall,
-            node_grace: self.config.node_grace,
-            policy: &self.policy,
-            mix: self.learner.mix(),
-            backoffs: &mut self.backoffs,
-            expiries: &mut self.expiries,
-            finished_ttl: self.config.finished_ttl,
-            events: &mut self.events,
-            event_lease: self.event_lease.map_or(0, |(id, _)| id),
-            metrics: &self.metrics,
-        };
+        // A starving workload no longer waiting (placed, finished or gone) holds nothing.
+        if let Some(s) = &self.starving {
+            let waiting = st
+                .workload(s)
+                .is_some_and(|w| !w.value.status.phase.is_terminal())
+                && st.allocations_of(s).is_empty();
+            if !waiting {
+                self.starving = None;
+            }
+        }
+        let capacity = st.snapshot().capacity();
+        let mut pass = Pass::new(
+            self.config.max_placements,
+            self.config.node_grace,
+            &self.policy,
+            self.learner.mix(),
+            &mut self.backoffs,
+            &mut self.expiries,
+            &mut self.events,
+            &self.metrics,
+            &mut self.starving,
+        );
+        pass.now = wall;
+        pass.finished_ttl = self.config.finished_ttl;
+        pass.event_lease = self.event_lease.map_or(0, |(id, _)| id);
+        pass.capacity = capacity;
+        pass.starvation_after = self.config.starvation_after;
         let node_wake = lifecycle::run(&mut pass, st, now);
 
         if st.take_capacity_changed() {
@@ -125,29 +153,31 @@ impl Planner {
         pass.backoffs.release_due(now, st.dirty_mut());
         pass.expiries.release_due(now, st.dirty_mut());
 
-        let mut queue: Vec<WorkloadRef> = st.take_dirty().into_iter().collect();
-        // Highest priority first, then oldest first, as a fair FIFO within a priority.
-        queue.sort_by_cached_key(|r| {
-            st.workload(r).map_or((i32::MIN, 0), |w| {
-                (-w.value.spec.priority(), w.value.meta.created.0)
-            })
-        });
-        let mut rest = queue.into_iter();
-        for r in rest.by_ref() {
+        let stop_wake = stopping::run(&mut pass, st);
+        let dirty = st.take_dirty();
+        let mut order = Order::new(st, dirty);
+        while let Some(r) = order.next(st, capacity) {
             workload::reconcile(&mut pass, st, &r, now);
             if pass.budget == 0 {
                 break;
             }
         }
         // Out of budget: the rest waits for the next pass.
-        st.requeue(rest);
+        st.requeue(order.rest());
+        let idle = st.dirty_len() == 0 && pass.backoffs.is_empty();
+        let grow_wake = self
+            .growth
+            .check(&mut pass, st, now, idle, self.config.elastic_window);
 
         let depth = st.dirty_len() + pass.backoffs.len();
         pass.metrics.queue_depth.set(depth as i64);
+        let stop_wake = stop_wake.map(|at| now + Duration::from_millis(at.millis_since(wall)));
         let wake = [
             node_wake,
             pass.backoffs.next_due(),
             pass.expiries.next_due(),
+            stop_wake,
+            grow_wake,
         ]
         .into_iter()
         .flatten()

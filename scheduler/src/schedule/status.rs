@@ -36,10 +36,13 @@ pub fn set_schedulable(w: &mut Workload, now: UnixMillis, unschedulable: Option<
             w.status.reason = "Unschedulable".into();
             w.status.message = message.to_string();
         }
-        None if w.status.reason == "Unschedulable" => {
+        None if matches!(w.status.reason.as_str(), "Unschedulable" | "Preempted") => {
             w.status.reason.clear();
             w.status.message.clear();
-            if w.status.phase == WorkloadPhase::Pending {
+            if matches!(
+                w.status.phase,
+                WorkloadPhase::Pending | WorkloadPhase::Preempted
+            ) {
                 w.status.phase = WorkloadPhase::Scheduled;
             }
         }

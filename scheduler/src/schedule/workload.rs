@@ -18,6 +18,7 @@ use uni_placement::{place, Decision, Unschedulable};
 use super::expiry::Expiries;
 use super::pass::Pass;
 use super::status::{object_ref, set_schedulable};
+use super::{admission, preempt};
 use crate::cache::State;
 
 /// Why a workload (or part of it) could not be placed.
@@ -42,18 +43,76 @@ impl From<Unschedulable> for Failure {
     }
 }
 
-/// A failure when `extra` would take the workload's queue past its maximum quota.
-fn over_quota(st: &State, w: &Workload, extra: &ResourceAmounts) -> Option<Failure> {
-    let queue = w.spec.queue();
-    let max = st.queue(queue)?.value.spec.max.to_amounts(u64::MAX);
-    let used = st.queue_usage(queue);
-    if used.saturating_add(extra).fits_in(&max) {
+impl Failure {
+    fn quota(message: String) -> Self {
+        Self {
+            message,
+            reason: "queue quota".into(),
+        }
+    }
+}
+
+/// Why `w` may not be placed now although it might fit: capacity is held for a workload of
+/// its queue that waited past the starvation bound and comes before it.
+fn held_for(pass: &Pass<'_>, st: &State, r: &WorkloadRef, w: &Workload) -> Option<Failure> {
+    let s = pass.starving.as_ref().filter(|s| *s != r)?;
+    let sw = &st.workload(s)?.value;
+    let before = (-sw.spec.priority(), sw.meta.created.0) < (-w.spec.priority(), w.meta.created.0);
+    if w.spec.preemptible() || sw.spec.queue() != w.spec.queue() || !before {
         return None;
     }
     Some(Failure {
-        message: format!("queue {queue} would exceed its maximum quota"),
-        reason: "queue quota".into(),
+        message: format!(
+            "capacity is held for {s}, which has waited {}s (past the starvation bound); only \
+             preemptible work runs ahead of it",
+            pass.now.millis_since(sw.meta.created) / 1000
+        ),
+        reason: "held for a starving workload".into(),
     })
+}
+
+/// Whether `w` has waited past the starvation bound.
+fn starving(pass: &Pass<'_>, w: &Workload) -> bool {
+    pass.now.millis_since(w.meta.created)
+        >= u64::try_from(pass.starvation_after.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// After `failure`, tries to make room by preemption (unless `w` already waits for victims);
+/// returns the failure to record, which then says what was done.
+#[allow(clippy::too_many_arguments)]
+fn preempt_for(
+    pass: &mut Pass<'_>,
+    st: &mut State,
+    r: &WorkloadRef,
+    w: &Workload,
+    req: &ReplicaRequest,
+    workers: u32,
+    failure: Failure,
+    may_help: bool,
+) -> Failure {
+    if st.is_nominated(&r.to_string()) {
+        return Failure {
+            message: format!(
+                "waiting for the work it preempted to stop ({})",
+                failure.message
+            ),
+            reason: "waiting for preemption".into(),
+        };
+    }
+    let long = starving(pass, w);
+    if long && may_help && pass.starving.is_none() {
+        *pass.starving = Some(r.clone());
+    }
+    if !may_help {
+        return failure;
+    }
+    match preempt::make_room(pass, st, r, w, req, workers, long) {
+        Some(message) => Failure {
+            message,
+            reason: "waiting for preemption".into(),
+        },
+        None => failure,
+    }
 }
 
 /// Host ports handed to replicas (`PORT`, a training job's `MASTER_PORT`).
@@ -175,6 +234,12 @@ fn inference(
     }
     let req = ReplicaRequest::from_workload(w);
     let mut failed = None;
+    let missing = (0..desired).any(|i| !have.contains(&i));
+    if missing {
+        if let Some(f) = held_for(pass, st, r, w) {
+            return finish(pass, st, r, w, Some(f), now);
+        }
+    }
     for replica in (0..desired).filter(|i| !have.contains(i)) {
         if pass.budget == 0 {
             st.mark_dirty(r.clone());
@@ -188,15 +253,18 @@ fn inference(
         match decision {
             Ok(d) => {
                 let mut alloc = new_allocation(w, replica, &req, &d, pass.now);
-                if let Some(f) = over_quota(st, w, &alloc.amounts()) {
-                    failed = Some(f);
+                if let Some((why, may_help)) =
+                    admission::refusal(pass, st, w, &alloc.amounts(), false)
+                {
+                    let f = Failure::quota(why);
+                    failed = Some(preempt_for(pass, st, r, w, &req, 1, f, may_help));
                     break;
                 }
                 alloc.port = free_port(st, &alloc.node);
                 commit(pass, st, alloc, w);
             }
             Err(u) => {
-                failed = Some(u.into());
+                failed = Some(preempt_for(pass, st, r, w, &req, 1, u.into(), true));
                 break;
             }
         }
@@ -219,13 +287,20 @@ fn training(
         return;
     }
     let allocs: Vec<Allocation> = st.allocations_of(r).into_iter().cloned().collect();
+    if allocs.iter().any(|a| a.notice.is_some()) {
+        // Stopping for a preemption or resize: `stopping` removes it, then it is placed again.
+        return;
+    }
     if !allocs.is_empty() {
         check_running_job(pass, st, r, w, spec, &allocs);
         return;
     }
+    if let Some(f) = held_for(pass, st, r, w) {
+        return finish(pass, st, r, w, Some(f), now);
+    }
     let req = ReplicaRequest::from_workload(w);
     let created = pass.now;
-    let mut last = None;
+    let mut last: Option<(Failure, bool)> = None;
     // Elastic: the largest gang that fits, from max down to min workers.
     for n in (spec.workers.min.max(1)..=spec.workers.max.max(1)).rev() {
         let reqs = vec![req.clone(); n as usize];
@@ -239,10 +314,13 @@ fn training(
         match placed {
             Ok(members) => {
                 // The members are counted in the queue's usage already.
-                if let Some(f) = over_quota(st, w, &ResourceAmounts::default()) {
+                let held = members.iter().fold(ResourceAmounts::ZERO, |acc, m| {
+                    acc.saturating_add(&m.allocation.amounts())
+                });
+                if let Some((why, may_help)) = admission::refusal(pass, st, w, &held, true) {
                     // Undo the gang's reservation: it holds nothing unless all of it runs.
                     st.unreserve_gang(&members);
-                    last = Some(f);
+                    last = Some((Failure::quota(why), may_help));
                     continue;
                 }
                 let members: Vec<Allocation> = members.into_iter().map(|m| m.allocation).collect();
@@ -252,10 +330,12 @@ fn training(
                 finish(pass, st, r, w, None, now);
                 return;
             }
-            Err(u) => last = Some(u.into()),
+            Err(u) => last = Some((u.into(), true)),
         }
     }
-    finish(pass, st, r, w, last, now);
+    let min = spec.workers.min.max(1);
+    let failed = last.map(|(f, may_help)| preempt_for(pass, st, r, w, &req, min, f, may_help));
+    finish(pass, st, r, w, failed, now);
 }
 
 /// A placed job: complete it when every worker succeeded; restart the gang (or fail the job
@@ -375,6 +455,7 @@ fn new_allocation(
         created: now,
         queue: w.spec.queue().to_string(),
         env: Vec::new(),
+        notice: None,
     }
 }
 
@@ -455,7 +536,10 @@ fn finish(
         }
         None => {
             pass.backoffs.succeed(r);
-            if w.status.reason == "Unschedulable" {
+            if pass.starving.as_ref() == Some(r) {
+                *pass.starving = None;
+            }
+            if matches!(w.status.reason.as_str(), "Unschedulable" | "Preempted") {
                 pass.event(
                     object_ref(w),
                     EventType::Normal,

@@ -2,6 +2,8 @@
 //! registered in etcd under leases exactly as agents register them.
 #![allow(dead_code)]
 
+pub mod agent;
+
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
@@ -119,6 +121,18 @@ impl Scheduler {
         stream.read_to_string(&mut body).await.expect("response");
         body
     }
+}
+
+/// Submits `w` through the API of `s`.
+pub async fn create(s: &Scheduler, w: &Workload) {
+    s.client()
+        .await
+        .create_workload(uni_proto::v1::CreateWorkloadRequest {
+            workload: Some(uni_proto::v1::Workload::from(w)),
+            dry_run: false,
+        })
+        .await
+        .expect("create workload");
 }
 
 pub fn workload(yaml: &str) -> Workload {

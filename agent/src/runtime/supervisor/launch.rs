@@ -116,15 +116,21 @@ impl Replica {
         }
         let mut args = rest.to_vec();
         args.extend(run_spec.args.iter().cloned());
+        let mut env = env::build(
+            run_spec,
+            &self.alloc,
+            &self.host.base_env,
+            self.host.has_accelerators,
+        );
+        env::set(
+            &mut env,
+            env::NOTICE_FILE_VAR,
+            self.dir.notice_file().display().to_string(),
+        );
         let spec = LaunchSpec {
             program: program.clone(),
             args,
-            env: env::build(
-                run_spec,
-                &self.alloc,
-                &self.host.base_env,
-                self.host.has_accelerators,
-            ),
+            env,
             working_dir,
             run_dir,
             cgroup_procs: self

@@ -7,6 +7,7 @@
 mod adopt;
 mod exit;
 mod launch;
+mod notice;
 mod orphan;
 mod recover;
 mod spec;
@@ -18,7 +19,7 @@ use std::sync::Arc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
-use uni_core::model::{Allocation, ReplicaPhase, ReplicaStatus, UnixMillis};
+use uni_core::model::{Allocation, ReplicaPhase, ReplicaStatus, StopNotice, UnixMillis};
 use uni_core::store::keys::StatusKey;
 use uni_core::Backoff;
 
@@ -38,6 +39,8 @@ pub use orphan::remove_orphan;
 pub struct Signals {
     pub remove: CancellationToken,
     pub halt: CancellationToken,
+    /// The allocation's stop notice, once it has one.
+    pub notice: tokio::sync::watch::Receiver<Option<StopNotice>>,
 }
 
 struct Run {
@@ -69,6 +72,8 @@ enum Outcome {
     Unhealthy(String, ExitInfo),
     /// The node's lease has been lost this long: the replica must stop.
     Fenced(std::time::Duration),
+    /// Told to stop (preemption or resize).
+    Notice(StopNotice),
 }
 
 struct Replica {
@@ -175,6 +180,16 @@ impl Replica {
             self.report(ReplicaPhase::Failed, None, None, &why);
             return self.wait_for_end().await;
         }
+        let told = self.sig.notice.borrow().clone();
+        if let Some(n) = told {
+            // Told to stop before (or while) this agent started: whatever runs stops, nothing
+            // starts.
+            if let Some(Ok(mut run)) = self.adopt() {
+                return self.stop_for(&mut run, n).await;
+            }
+            self.stopped_by(&n);
+            return self.wait_for_end().await;
+        }
         let mut current = self.adopt();
         let mut note = String::new();
         loop {
@@ -198,6 +213,7 @@ impl Replica {
                     return self.cleanup().await;
                 }
                 Outcome::Halt => return self.halt(&mut run).await,
+                Outcome::Notice(n) => return self.stop_for(&mut run, n).await,
                 Outcome::Fenced(lost) => {
                     warn!(id = %self.alloc.id, lost_s = lost.as_secs(), "lease lost too long: stopping the replica");
                     let grace = self.state.run_spec.grace().min(self.host.opts.fence_grace);
@@ -262,10 +278,15 @@ impl Replica {
                     delay.as_secs_f64()
                 ),
             );
+            let mut notice = self.sig.notice.clone();
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
                 _ = self.sig.remove.cancelled() => return self.cleanup().await,
                 _ = self.sig.halt.cancelled() => return self.halt_idle().await,
+                n = notice::next(&mut notice) => {
+                    self.stopped_by(&n);
+                    return self.wait_for_end().await;
+                }
             }
             note = format!("restart {} after: {}", self.state.restarts, ended.message);
         }

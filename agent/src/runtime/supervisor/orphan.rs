@@ -27,6 +27,7 @@ pub async fn remove_orphan(host: Arc<ReplicaHost>, dir: ReplicaDir) {
     let sig = Signals {
         remove: CancellationToken::new(),
         halt: CancellationToken::new(),
+        notice: tokio::sync::watch::channel(None).1,
     };
     let mut r = Replica::new(host, state.allocation.clone(), dir, key, sig, state);
     info!(id = %r.alloc.id, "allocation no longer exists: stopping what is left of it");

@@ -34,9 +34,11 @@ impl Replica {
         }
         let (ns, wl) = (self.alloc.namespace.clone(), self.alloc.workload.clone());
         let failures = self.host.metrics.probe_failures.clone();
+        let mut notice = self.sig.notice.clone();
         loop {
             tokio::select! {
                 _ = self.sig.remove.cancelled() => return Outcome::Remove,
+                n = super::notice::next(&mut notice) => return Outcome::Notice(n),
                 _ = self.sig.halt.cancelled() => return Outcome::Halt,
                 lost = self.fence() => return Outcome::Fenced(lost),
                 exit = run.exit.wait() => return Outcome::Exited(exit),

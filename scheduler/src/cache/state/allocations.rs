@@ -1,5 +1,5 @@
 //! Allocations: reserved and released in the one index (the placement snapshot), with the
-//! tallies that follow them (host ports, queue usage, the shapes counted).
+//! tallies that follow them (host ports, queue usage, the shapes counted, what is stopping).
 
 use uni_core::model::Allocation;
 use uni_placement::{place_gang, Decision, Mix, Policy, ReplicaRequest, Reserved, Unschedulable};
@@ -26,6 +26,23 @@ impl State {
     /// queue's usage.
     fn tally(&mut self, alloc: &Allocation, add: bool) {
         self.hold_port(alloc, add);
+        if let Some(n) = &alloc.notice {
+            let by = (!n.by.is_empty()).then_some(&n.by);
+            if add {
+                self.stopping.insert(alloc.id.clone(), n.deadline);
+                if let Some(by) = by {
+                    *self.stopping_for.entry(by.clone()).or_default() += 1;
+                }
+            } else {
+                self.stopping.remove(&alloc.id);
+                if let Some(c) = by.and_then(|by| self.stopping_for.get_mut(by)) {
+                    *c = c.saturating_sub(1);
+                    if *c == 0 {
+                        self.stopping_for.remove(&n.by);
+                    }
+                }
+            }
+        }
         let usage = self.queue_usage.entry(alloc.queue.clone()).or_default();
         if add {
             self.mix.add_allocation(alloc);

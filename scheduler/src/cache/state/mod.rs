@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use uni_core::catalog::Catalog;
 use uni_core::model::WorkloadRef;
-use uni_core::model::{Allocation, Node, Queue, ReplicaStatus, ResourceAmounts, Workload};
+use uni_core::model::{
+    Allocation, Node, Queue, ReplicaStatus, ResourceAmounts, UnixMillis, Workload,
+};
 use uni_core::store::Revision;
 use uni_placement::mix::counts::ShapeCounts;
 use uni_placement::mix::protected::protected;
@@ -42,8 +44,12 @@ pub struct State {
     ports: HashMap<String, BTreeMap<u16, u32>>,
     /// Nodes whose key disappeared (lease expired or revoked), for the leader to mark NotReady.
     lost_nodes: BTreeMap<String, Node>,
-    /// What each queue's allocations hold, for its maximum quota.
+    /// What each queue's allocations hold, for its quota.
     queue_usage: HashMap<String, ResourceAmounts>,
+    /// Allocations told to stop (preempted or resized), with their deadline.
+    stopping: BTreeMap<String, UnixMillis>,
+    /// How many stopping allocations make room for each workload (`namespace/name`).
+    stopping_for: HashMap<String, u32>,
     /// Nodes that are NotReady or draining: the only ones node lifecycle needs to look at.
     troubled_nodes: BTreeSet<String>,
     statuses: BTreeMap<(WorkloadRef, u32), ReplicaStatus>,
@@ -80,6 +86,8 @@ impl State {
             lost_nodes: BTreeMap::new(),
             troubled_nodes: BTreeSet::new(),
             queue_usage: HashMap::new(),
+            stopping: BTreeMap::new(),
+            stopping_for: HashMap::new(),
             statuses: BTreeMap::new(),
             snapshot: tracking_snapshot(),
             mix: ShapeCounts::default(),
@@ -155,9 +163,33 @@ impl State {
         self.queues.get(name)
     }
 
+    pub fn queues(&self) -> &BTreeMap<String, Stored<Queue>> {
+        &self.queues
+    }
+
     /// What `queue`'s allocations hold now.
     pub fn queue_usage(&self, queue: &str) -> ResourceAmounts {
         self.queue_usage.get(queue).copied().unwrap_or_default()
+    }
+
+    /// What every queue's allocations hold now.
+    pub fn queue_usages(&self) -> impl Iterator<Item = (&str, ResourceAmounts)> {
+        self.queue_usage.iter().map(|(q, u)| (q.as_str(), *u))
+    }
+
+    /// Allocations told to stop, with their deadlines.
+    pub fn stopping(&self) -> &BTreeMap<String, UnixMillis> {
+        &self.stopping
+    }
+
+    /// Whether allocations are stopping to make room for `workload` (`namespace/name`).
+    pub fn is_nominated(&self, workload: &str) -> bool {
+        self.stopping_for.contains_key(workload)
+    }
+
+    /// The workloads stopping allocations make room for.
+    pub fn nominated(&self) -> impl Iterator<Item = &str> {
+        self.stopping_for.keys().map(String::as_str)
     }
 
     pub fn status(&self, r: &WorkloadRef, replica: u32) -> Option<&ReplicaStatus> {

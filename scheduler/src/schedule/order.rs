@@ -1,0 +1,76 @@
+//! The order a pass takes workloads in. Workloads that preempted others and wait for them to
+//! stop come first (the room is theirs). Then, queue by queue: the queue first that is below
+//! its guarantee, then of higher queue priority, then holding the smaller weighted dominant
+//! share beyond its guarantee; within a queue, higher priority first, then the earlier
+//! submitted.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use uni_core::model::{ResourceAmounts, WorkloadRef};
+
+use super::admission::tree;
+use crate::cache::State;
+
+pub struct Order {
+    first: VecDeque<WorkloadRef>,
+    queues: BTreeMap<String, VecDeque<WorkloadRef>>,
+}
+
+impl Order {
+    pub fn new(st: &State, dirty: impl IntoIterator<Item = WorkloadRef>) -> Self {
+        let mut first = Vec::new();
+        let mut queues: BTreeMap<String, Vec<WorkloadRef>> = BTreeMap::new();
+        for r in dirty {
+            let queue = st
+                .workload(&r)
+                .map_or_else(String::new, |w| w.value.spec.queue().to_string());
+            if st.is_nominated(&r.to_string()) {
+                first.push(r);
+            } else {
+                queues.entry(queue).or_default().push(r);
+            }
+        }
+        let key = |r: &WorkloadRef| {
+            st.workload(r).map_or((i32::MIN, 0), |w| {
+                (-w.value.spec.priority(), w.value.meta.created.0)
+            })
+        };
+        first.sort_by_cached_key(key);
+        let queues = queues
+            .into_iter()
+            .map(|(q, mut rs)| {
+                rs.sort_by_cached_key(key);
+                (q, rs.into())
+            })
+            .collect();
+        Self {
+            first: first.into(),
+            queues,
+        }
+    }
+
+    /// The next workload to look at, judged on what the cache holds now.
+    pub fn next(&mut self, st: &State, capacity: ResourceAmounts) -> Option<WorkloadRef> {
+        if let Some(r) = self.first.pop_front() {
+            return Some(r);
+        }
+        self.queues.retain(|_, rs| !rs.is_empty());
+        let queue = if self.queues.len() <= 1 {
+            self.queues.keys().next()?.clone()
+        } else {
+            let t = tree(st, capacity);
+            self.queues
+                .keys()
+                .min_by_key(|q| (t.order(q), (*q).clone()))?
+                .clone()
+        };
+        self.queues.get_mut(&queue)?.pop_front()
+    }
+
+    /// What was not taken, for the next pass.
+    pub fn rest(self) -> impl Iterator<Item = WorkloadRef> {
+        self.first
+            .into_iter()
+            .chain(self.queues.into_values().flatten())
+    }
+}
