@@ -4,6 +4,7 @@ mod cost;
 mod replay;
 mod soak;
 mod store;
+mod tenants;
 mod throughput;
 
 use clap::{Parser, Subcommand};
@@ -28,6 +29,9 @@ enum Command {
     /// Steady create/finish/delete churn for a set time: store size, scheduler memory and
     /// placement latency at the start and the end.
     Soak(soak::Args),
+    /// Teams sharing a fleet, replayed in simulated time through the scheduler's own
+    /// queueing, admission, preemption and placement, under four policies.
+    Tenants(tenants::Args),
 }
 
 #[tokio::main]
@@ -38,5 +42,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Replay(args) => replay::run(args).await,
         Command::Cost(args) => cost::run(args).await,
         Command::Soak(args) => soak::run(args).await,
+        Command::Tenants(args) => tenants::run(args).await,
     }
 }

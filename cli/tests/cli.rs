@@ -34,6 +34,25 @@ spec:
   weight: 2
 ";
 
+const TIGHT: &str = "apiVersion: universal/v1
+kind: Queue
+metadata:
+  name: tight
+spec:
+  max: {compute: 100m}
+---
+apiVersion: universal/v1
+kind: TrainingJob
+metadata:
+  name: squeezed
+spec:
+  queue: tight
+  template:
+    command: [\"true\"]
+    resources: {compute: 500m, memory: 64Mi}
+  workers: {min: 1, max: 1}
+";
+
 struct Cluster {
     store: Arc<dyn KvStore>,
     plane: ControlPlane,
@@ -201,6 +220,31 @@ async fn exercise(c: Cluster) {
         "{}",
         out.stdout
     );
+
+    // A queue too small for its workload: describe says why the workload waits.
+    let tight = c.write("tight.yaml", TIGHT);
+    let out = c.unictl(&["apply", "-f", &tight]).await;
+    assert!(out.ok, "{}", out.stderr);
+    let mut described = String::new();
+    for _ in 0..100 {
+        described = c.unictl(&["describe", "queue", "tight"]).await.stdout;
+        if described.contains("over its maximum quota") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        described.contains("Max:              compute=100m"),
+        "{described}"
+    );
+    assert!(
+        described.contains("default/squeezed")
+            && described.contains("queue tight: ")
+            && described.contains("over its maximum quota"),
+        "{described}"
+    );
+    let out = c.unictl(&["delete", "workload", "squeezed"]).await;
+    assert!(out.ok, "{}", out.stderr);
 
     let out = c.unictl(&["get", "nodes"]).await;
     assert!(out.stdout.contains("cpu-a   Ready"), "{}", out.stdout);

@@ -92,7 +92,7 @@ impl ControlPlane {
                 event_ttl: config.event_ttl,
                 finished_ttl: config.finished_ttl,
                 starvation_after: config.starvation_after,
-                elastic_window: config.elastic_window,
+                elastic_window: Some(config.elastic_window),
                 ..PlanConfig::default()
             },
             max_in_flight: config.max_commits_in_flight,

@@ -14,7 +14,7 @@ use harness::*;
 use uni_core::model::{
     Allocation, Node, Queue, ReplicaPhase, ReplicaStatus, UnixMillis, Workload, WorkloadPhase,
 };
-use uni_core::store::keys::{NodeKey, StatusKey, TypedKey, WorkloadKey};
+use uni_core::store::keys::{AllocationKey, NodeKey, StatusKey, TypedKey, WorkloadKey};
 use uni_core::store::{codec, KvStore};
 use uni_core::testing::EtcdServer;
 use uni_proto::v1 as pb;
@@ -187,28 +187,18 @@ async fn a_guarantee_is_reclaimed_from_a_borrower_with_notice() {
 /// Acts as the agents of registered nodes: every allocation with a stop notice is reported
 /// stopped, as its agent would once the replica ended.
 async fn stop_noticed(store: &Arc<dyn KvStore>) -> usize {
-    let mut n = 0;
-    for a in allocations(store)
+    let noticed: Vec<Allocation> = allocations(store)
         .await
         .into_iter()
         .filter(|a| a.notice.is_some())
-    {
-        let key = StatusKey::new(a.namespace.as_str(), a.workload.as_str(), a.replica)
-            .expect("status key")
-            .format();
-        let status = ReplicaStatus {
-            allocation_id: a.id.clone(),
-            node: a.node.clone(),
-            phase: ReplicaPhase::Preempted,
-            ..ReplicaStatus::default()
-        };
-        store
-            .put(&key, codec::encode(&status).expect("encode"), 0)
-            .await
-            .expect("put status");
-        n += 1;
-    }
-    n
+        .collect();
+    report(
+        store,
+        &noticed.iter().collect::<Vec<_>>(),
+        ReplicaPhase::Preempted,
+    )
+    .await;
+    noticed.len()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -263,4 +253,317 @@ async fn priority_preempts_only_preemptible_work_and_never_loops() {
         metrics.contains("universal_scheduler_preemptions_total{reason=\"Preempted\"} 3"),
         "{metrics}"
     );
+}
+
+/// A training job of `workers` (elastic down to `min`) of `gpus` L4s each.
+fn gpu_job(
+    name: &str,
+    min: u32,
+    workers: u32,
+    gpus: u32,
+    priority: i32,
+    preemptible: bool,
+) -> Workload {
+    gang(name, min, workers, gpus, 20, priority, preemptible)
+}
+
+fn of<'a>(allocs: &'a [Allocation], workload: &str) -> Vec<&'a Allocation> {
+    allocs.iter().filter(|a| a.workload == workload).collect()
+}
+
+fn world_size(a: &Allocation) -> Option<usize> {
+    a.env
+        .iter()
+        .find(|e| e.name == "WORLD_SIZE")
+        .and_then(|e| e.value.parse().ok())
+}
+
+/// A gang runs whole or not at all: its workers not told to stop are all there, with the
+/// same `WORLD_SIZE`, or none are.
+fn assert_whole(allocs: &[Allocation], workload: &str) {
+    let gang: Vec<&Allocation> = of(allocs, workload)
+        .into_iter()
+        .filter(|a| a.notice.is_none())
+        .collect();
+    if let Some(first) = gang.first() {
+        let world = world_size(first);
+        assert_eq!(
+            world,
+            Some(gang.len()),
+            "{workload} partly placed: {gang:?}"
+        );
+        assert!(gang.iter().all(|a| world_size(a) == world), "{gang:?}");
+    }
+}
+
+/// Acts as the agents: reports every allocation of `workload` running (or `phase`).
+async fn report(store: &Arc<dyn KvStore>, allocs: &[&Allocation], phase: ReplicaPhase) {
+    for a in allocs {
+        let key = StatusKey::new(a.namespace.as_str(), a.workload.as_str(), a.replica)
+            .expect("status key")
+            .format();
+        let status = ReplicaStatus {
+            allocation_id: a.id.clone(),
+            node: a.node.clone(),
+            phase,
+            ..ReplicaStatus::default()
+        };
+        store
+            .put(&key, codec::encode(&status).expect("encode"), 0)
+            .await
+            .expect("put status");
+    }
+}
+
+async fn delete(s: &Scheduler, name: &str) {
+    s.client()
+        .await
+        .delete_workload(pb::DeleteWorkloadRequest {
+            namespace: "default".into(),
+            name: name.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("delete");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_elastic_gang_shrinks_to_make_room_and_grows_back() {
+    let etcd = EtcdServer::start().await.expect("etcd");
+    let store: Arc<dyn KvStore> = Arc::new(etcd.store().await.expect("store"));
+    register(&store, &node("n1", 16, 64, 4, "L4", 24), 0).await;
+    let s = Scheduler::start_with(&etcd.endpoint(), "s1", &["--elastic-window-seconds", "1"]).await;
+    create(&s, &gpu_job("wide", 1, 4, 1, 500, true)).await;
+    let allocs = wait_allocations(&store, "wide at 4 workers", |a| {
+        assert_whole(a, "wide");
+        of(a, "wide").len() == 4
+    })
+    .await;
+    report(&store, &of(&allocs, "wide"), ReplicaPhase::Running).await;
+
+    // Two GPUs for higher-priority work: wide shrinks to 2 rather than stopping.
+    create(&s, &gpu_job("urgent", 1, 1, 2, 900, false)).await;
+    let allocs = wait_allocations(&store, "wide told to resize", |a| {
+        of(a, "wide").iter().all(|a| a.notice.is_some())
+    })
+    .await;
+    for a in of(&allocs, "wide") {
+        let n = a.notice.as_ref().expect("notice");
+        assert_eq!(
+            (n.reason.as_str(), n.resize_to),
+            ("Resized", Some(2)),
+            "{n:?}"
+        );
+        assert_eq!(n.by, "default/urgent");
+    }
+    assert_eq!(stop_noticed(&store).await, 4);
+    let allocs = wait_allocations(&store, "urgent placed, wide at 2", |a| {
+        assert_whole(a, "wide");
+        of(a, "urgent").len() == 1
+            && of(a, "wide").len() == 2
+            && of(a, "wide").iter().all(|a| a.notice.is_none())
+    })
+    .await;
+    report(&store, &of(&allocs, "wide"), ReplicaPhase::Running).await;
+
+    // The room frees: after the window, wide grows back to 4, with notice again.
+    delete(&s, "urgent").await;
+    let allocs = wait_allocations(&store, "wide told to grow", |a| {
+        of(a, "urgent").is_empty()
+            && !of(a, "wide").is_empty()
+            && of(a, "wide").iter().all(|a| a.notice.is_some())
+    })
+    .await;
+    for a in of(&allocs, "wide") {
+        let n = a.notice.as_ref().expect("notice");
+        assert_eq!(
+            (n.reason.as_str(), n.resize_to),
+            ("Resized", Some(4)),
+            "{n:?}"
+        );
+    }
+    assert_eq!(stop_noticed(&store).await, 2);
+    wait_allocations(&store, "wide at 4 again", |a| {
+        assert_whole(a, "wide");
+        of(a, "wide").len() == 4 && of(a, "wide").iter().all(|a| a.notice.is_none())
+    })
+    .await;
+    // Resizing is neither a restart nor a preemption.
+    let key = WorkloadKey::new("default", "wide").expect("key").format();
+    let kv = store.get(&key).await.expect("get").expect("wide");
+    let w: Workload = codec::decode(&kv.key, &kv.value).expect("decode");
+    assert_eq!(w.status.restarts, 0);
+    assert_ne!(w.status.phase, WorkloadPhase::Preempted);
+    let metrics = s.metrics_text().await;
+    assert!(
+        metrics.contains("universal_scheduler_preemptions_total{reason=\"Resized\"} 2"),
+        "{metrics}"
+    );
+}
+
+/// What one round of the stream ended in.
+#[derive(Debug, PartialEq)]
+enum Outcome {
+    BigPlaced,
+    NewcomerPlaced,
+    NewcomerHeld,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_gang_is_not_starved_by_a_stream_of_small_jobs() {
+    let etcd = EtcdServer::start().await.expect("etcd");
+    let store: Arc<dyn KvStore> = Arc::new(etcd.store().await.expect("store"));
+    register(&store, &node("n1", 16, 64, 4, "L4", 24), 0).await;
+    let s = Scheduler::start_with(&etcd.endpoint(), "s1", &["--starvation-seconds", "2"]).await;
+    let mut running: std::collections::VecDeque<String> = Default::default();
+    for i in 0..4 {
+        let name = format!("small-{i}");
+        create(&s, &gpu_job(&name, 1, 1, 1, 500, false)).await;
+        running.push_back(name);
+    }
+    wait_allocations(&store, "the small jobs placed", |a| a.len() == 4).await;
+    create(&s, &gpu_job("big", 2, 2, 2, 500, false)).await;
+
+    // Each round the oldest small job ends and another arrives. Before the bound the newcomer
+    // takes the freed GPU (backfill); past it the room is held until big fits.
+    let mut held_since = None;
+    for round in 4..200 {
+        let Some(oldest) = running.pop_front() else {
+            // Every small job placed before the hold has ended: the held room fits big.
+            let allocs = wait_allocations(&store, "big placed in the held room", |a| {
+                of(a, "big").len() == 2
+            })
+            .await;
+            assert_whole(&allocs, "big");
+            let held = held_since.expect("room held for big");
+            assert!(
+                round - held <= 4,
+                "big waited {} rounds past the bound",
+                round - held
+            );
+            return;
+        };
+        let allocs = allocations(&store).await;
+        report(&store, &of(&allocs, &oldest), ReplicaPhase::Succeeded).await;
+        let name = format!("small-{round}");
+        create(&s, &gpu_job(&name, 1, 1, 1, 500, false)).await;
+        let workload_key = WorkloadKey::new("default", name.as_str())
+            .expect("key")
+            .format();
+        let mut outcome = None;
+        wait_for(
+            &store,
+            "/universal/v1/",
+            "big or the newcomer placed, or room held",
+            |kvs| {
+                let allocs: Vec<Allocation> = kvs
+                    .iter()
+                    .filter(|kv| kv.key.starts_with(&AllocationKey::prefix()))
+                    .map(|kv| codec::decode(&kv.key, &kv.value).expect("allocation"))
+                    .collect();
+                let held = kvs.iter().filter(|kv| kv.key == workload_key).any(|kv| {
+                    codec::decode::<Workload>(&kv.key, &kv.value).is_ok_and(|w| {
+                        w.status
+                            .message
+                            .contains("capacity is held for default/big")
+                    })
+                });
+                outcome = if of(&allocs, "big").len() == 2 {
+                    assert_whole(&allocs, "big");
+                    Some(Outcome::BigPlaced)
+                } else if !of(&allocs, &name).is_empty() {
+                    Some(Outcome::NewcomerPlaced)
+                } else if held {
+                    Some(Outcome::NewcomerHeld)
+                } else {
+                    None
+                };
+                outcome.is_some()
+            },
+        )
+        .await;
+        match outcome.expect("an outcome") {
+            Outcome::BigPlaced => {
+                let held = held_since.expect("big placed only once room was held for it");
+                // Four GPUs free up in at most four rounds once nothing takes them.
+                assert!(
+                    round - held <= 4,
+                    "big waited {} rounds past the bound",
+                    round - held
+                );
+                return;
+            }
+            Outcome::NewcomerPlaced => {
+                assert_eq!(
+                    held_since, None,
+                    "{name} placed ahead of big past the bound"
+                );
+                running.push_back(name);
+            }
+            Outcome::NewcomerHeld => {
+                held_since.get_or_insert(round);
+            }
+        }
+    }
+    panic!("big was never placed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_failover_in_the_middle_of_a_preemption_preempts_once_and_loses_nothing() {
+    let etcd = EtcdServer::start().await.expect("etcd");
+    let store: Arc<dyn KvStore> = Arc::new(etcd.store().await.expect("store"));
+    let n1 = node("n1", 4, 64, 0, "", 0);
+    register(&store, &n1, 0).await;
+    let mut first = Scheduler::start(&etcd.endpoint(), "first").await;
+    wait_for(
+        &store,
+        "/universal/v1/election/scheduler",
+        "a leader",
+        |kvs| !kvs.is_empty(),
+    )
+    .await;
+    let second = Scheduler::start(&etcd.endpoint(), "second").await;
+    create(&first, &job("low-a", "default", 2000, 100, true, "true")).await;
+    create(&first, &job("low-b", "default", 2000, 100, true, "true")).await;
+    let before = wait_allocations(&store, "both placed", |a| a.len() == 2).await;
+
+    create(&first, &job("high", "default", 2000, 900, false, "true")).await;
+    let noticed = wait_allocations(&store, "a victim told to stop", |a| {
+        a.iter().any(|a| a.notice.is_some())
+    })
+    .await;
+    let victims: Vec<&Allocation> = noticed.iter().filter(|a| a.notice.is_some()).collect();
+    assert_eq!(victims.len(), 1, "{noticed:?}");
+    let victim = victims[0].workload.clone();
+    let spared = if victim == "low-a" { "low-b" } else { "low-a" };
+    // The leader goes before the victim has stopped; the follower takes over.
+    first.kill().await;
+    wait_for(
+        &store,
+        "/universal/v1/election/scheduler",
+        "the second leader",
+        |kvs| kvs.iter().any(|kv| kv.value == b"second"),
+    )
+    .await;
+    assert_eq!(stop_noticed(&store).await, 1);
+    let allocs = wait_allocations(&store, "high placed", |a| {
+        of(a, "high").len() == 1 && of(a, &victim).is_empty()
+    })
+    .await;
+    // Nothing else was stopped, nothing placed twice, nothing over the node.
+    assert_eq!(allocs.len(), 2, "{allocs:?}");
+    assert!(allocs.iter().all(|a| a.notice.is_none()), "{allocs:?}");
+    assert_eq!(
+        allocation_of(&allocs, spared),
+        allocation_of(&before, spared),
+        "the spared job was not touched"
+    );
+    assert_no_overcommit(&[n1], &allocs);
+    // The victim is requeued, not lost, and comes back once there is room.
+    wait_phase(&store, &victim, WorkloadPhase::Preempted).await;
+    delete(&second, "high").await;
+    wait_allocations(&store, "the victim placed again", |a| {
+        of(a, &victim).len() == 1 && of(a, "high").is_empty()
+    })
+    .await;
 }

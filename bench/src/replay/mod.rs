@@ -4,7 +4,7 @@
 mod metrics;
 mod plot;
 mod report;
-mod rng;
+pub(crate) mod rng;
 pub mod run;
 pub mod trace;
 pub mod typical;

@@ -3,13 +3,14 @@
 
 use std::fmt::Write;
 
-use uni_core::model::{Event, Node, Workload};
+use uni_core::model::{Event, Node, Queue, Workload, WorkloadPhase};
 use uni_core::quantity::{format_bytes, format_milli};
 use uni_proto::v1 as pb;
 
-use super::{get_workload, list_nodes, now, resource, Ctx, Resource};
+use super::{get_workload, list_nodes, list_workloads, now, resource, Ctx, Resource};
 use crate::client::{explain, Clients};
 use crate::output::table::{age, Table};
+use crate::output::{held, quota};
 
 pub async fn run(ctx: &Ctx, kind: &str, name: &str) -> anyhow::Result<()> {
     let mut c = ctx.clients().await?;
@@ -35,7 +36,14 @@ pub async fn run(ctx: &Ctx, kind: &str, name: &str) -> anyhow::Result<()> {
                 .map_err(explain)?
                 .into_inner();
             let q = uni_core::model::Queue::try_from(q)?;
-            serde_yaml::to_string(&q)?
+            let everywhere = Ctx {
+                target: ctx.target.clone(),
+                namespace: ctx.namespace.clone(),
+                namespace_explicit: false,
+                all_namespaces: true,
+            };
+            let workloads = list_workloads(&mut c, &everywhere, "", None).await?;
+            queue(&q, &workloads, now())
         }
         Resource::RoleBindings => {
             let b = super::access::get(&mut c, ctx, name, false).await?;
@@ -68,6 +76,69 @@ async fn events_for(c: &mut Clients, ns: &str, name: &str) -> anyhow::Result<Vec
         .collect::<Result<Vec<_>, _>>()?;
     events.sort_by_key(|e| e.last_seen.0);
     Ok(events)
+}
+
+/// The text of `describe queue`: its quotas, where it stands in the tree, and why each of
+/// its workloads waits (or was stopped).
+pub fn queue(q: &Queue, workloads: &[Workload], now: i64) -> String {
+    let mut o = String::new();
+    let (spec, st) = (&q.spec, &q.status);
+    let _ = writeln!(o, "Name:             {}", q.meta.name);
+    let parent = if spec.parent.is_empty() {
+        "<none>"
+    } else {
+        &spec.parent
+    };
+    let _ = writeln!(o, "Parent:           {parent}");
+    let _ = writeln!(o, "Created:          {} ago", age(q.meta.created.0, now));
+    let _ = writeln!(o, "Priority:         {}", spec.priority);
+    let _ = writeln!(o, "Weight:           {}", spec.weight);
+    let _ = writeln!(o, "Guaranteed:       {}", quota(&spec.guaranteed));
+    let _ = writeln!(o, "Max:              {}", quota(&spec.max));
+    let _ = writeln!(o, "Borrowing limit:  {}", quota(&spec.borrowing_limit));
+    let _ = writeln!(o, "Lending limit:    {}", quota(&spec.lending_limit));
+    let _ = writeln!(o, "Used:             {}", held(&st.usage));
+    let _ = writeln!(o, "Borrowed:         {}", held(&st.borrowed));
+    let _ = writeln!(o, "Lent:             {}", held(&st.lent));
+    let _ = writeln!(
+        o,
+        "Workloads:        {} running | {} pending",
+        st.running_workloads, st.pending_workloads
+    );
+    let mut waiting: Vec<&Workload> = workloads
+        .iter()
+        .filter(|w| w.spec.queue() == q.meta.name)
+        .filter(|w| {
+            matches!(
+                w.status.phase,
+                WorkloadPhase::Pending | WorkloadPhase::Preempted
+            )
+        })
+        .collect();
+    waiting.sort_by_key(|w| (-w.spec.priority(), w.meta.created.0));
+    let _ = writeln!(o, "Waiting:");
+    if waiting.is_empty() {
+        let _ = writeln!(o, "  <none>");
+    } else {
+        let mut t = Table::new(vec!["WORKLOAD", "PRIORITY", "PHASE", "WAITING", "WHY"]);
+        for w in waiting {
+            t.row(vec![
+                format!("{}/{}", w.meta.namespace, w.meta.name),
+                w.spec.priority().to_string(),
+                format!("{:?}", w.status.phase),
+                age(w.meta.created.0, now),
+                if w.status.message.is_empty() {
+                    "-".into()
+                } else {
+                    w.status.message.clone()
+                },
+            ]);
+        }
+        for line in t.render().lines() {
+            let _ = writeln!(o, "  {line}");
+        }
+    }
+    o
 }
 
 /// The text of `describe workload`.

@@ -205,7 +205,7 @@ pub fn top_nodes_table(nodes: &[Node]) -> String {
     t.render()
 }
 
-fn quota(q: &Quota) -> String {
+pub fn quota(q: &Quota) -> String {
     let mut parts = Vec::new();
     if let Some(c) = q.compute_milli {
         parts.push(format!("compute={}", format_milli(c)));
@@ -223,7 +223,7 @@ fn quota(q: &Quota) -> String {
 }
 
 /// Nonzero amounts, `compute=4,devices=2`; `-` for none.
-fn held(a: &ResourceAmounts) -> String {
+pub fn held(a: &ResourceAmounts) -> String {
     let mut parts = Vec::new();
     if a.compute_milli > 0 {
         parts.push(format!("compute={}", format_milli(a.compute_milli)));

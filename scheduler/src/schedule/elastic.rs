@@ -91,16 +91,14 @@ impl Growth {
                 window.as_secs()
             );
             let deadline = UnixMillis(pass.now.0 + i64::from(grace) * 1000);
-            for mut a in allocs {
-                a.notice = Some(StopNotice {
-                    reason: Reason::Resized.as_str().into(),
-                    message: message.clone(),
-                    by: String::new(),
-                    deadline,
-                    resize_to: Some(to),
-                });
-                tell(pass, st, a);
-            }
+            let notice = StopNotice {
+                reason: Reason::Resized.as_str().into(),
+                message: message.clone(),
+                by: String::new(),
+                deadline,
+                resize_to: Some(to),
+            };
+            tell(pass, st, allocs, &notice);
             pass.metrics
                 .preemptions
                 .with_label_values(&[Reason::Resized.as_str()])

@@ -29,7 +29,7 @@ use crate::metrics::Metrics;
 pub use admission::tree as admission_tree;
 pub use commit::{allocation_key, Committed, Committer};
 pub use pass::Plan;
-pub use plan::{PlanConfig, Planner};
+pub use plan::{PlanConfig, Planner, Preemption, QueueOrder};
 
 /// How often the cluster gauges are recomputed.
 const GAUGE_PERIOD: Duration = Duration::from_secs(1);

@@ -1,14 +1,15 @@
 //! The order a pass takes workloads in. Workloads that preempted others and wait for them to
-//! stop come first (the room is theirs). Then, queue by queue: the queue first that is below
-//! its guarantee, then of higher queue priority, then holding the smaller weighted dominant
-//! share beyond its guarantee; within a queue, higher priority first, then the earlier
-//! submitted.
+//! stop come first (the room is theirs). Then, queue by queue (with [`QueueOrder::FairShare`]):
+//! the queue first that is below its guarantee, then of higher queue priority, then holding
+//! the smaller weighted dominant share beyond its guarantee; within a queue, higher priority
+//! first, then the earlier submitted.
 
 use std::collections::{BTreeMap, VecDeque};
 
 use uni_core::model::{ResourceAmounts, WorkloadRef};
 
 use super::admission::tree;
+use super::plan::QueueOrder;
 use crate::cache::State;
 
 pub struct Order {
@@ -30,16 +31,11 @@ impl Order {
                 queues.entry(queue).or_default().push(r);
             }
         }
-        let key = |r: &WorkloadRef| {
-            st.workload(r).map_or((i32::MIN, 0), |w| {
-                (-w.value.spec.priority(), w.value.meta.created.0)
-            })
-        };
-        first.sort_by_cached_key(key);
+        first.sort_by_cached_key(|r| key(st, r));
         let queues = queues
             .into_iter()
             .map(|(q, mut rs)| {
-                rs.sort_by_cached_key(key);
+                rs.sort_by_cached_key(|r| key(st, r));
                 (q, rs.into())
             })
             .collect();
@@ -50,7 +46,12 @@ impl Order {
     }
 
     /// The next workload to look at, judged on what the cache holds now.
-    pub fn next(&mut self, st: &State, capacity: ResourceAmounts) -> Option<WorkloadRef> {
+    pub fn next(
+        &mut self,
+        st: &State,
+        capacity: ResourceAmounts,
+        mode: QueueOrder,
+    ) -> Option<WorkloadRef> {
         if let Some(r) = self.first.pop_front() {
             return Some(r);
         }
@@ -59,10 +60,14 @@ impl Order {
             self.queues.keys().next()?.clone()
         } else {
             let t = tree(st, capacity);
-            self.queues
-                .keys()
-                .min_by_key(|q| (t.order(q), (*q).clone()))?
-                .clone()
+            let head = |q: &str| self.queues[q].front().map_or((i32::MIN, 0), |r| key(st, r));
+            let mut queues: Vec<&String> = self.queues.keys().collect();
+            match mode {
+                QueueOrder::FairShare => queues.sort_by_cached_key(|q| t.order(q)),
+                QueueOrder::Priority => queues.sort_by_cached_key(|q| (t.order(q).tier, head(q))),
+                QueueOrder::Submission => queues.sort_by_cached_key(|q| head(q).1),
+            }
+            queues.first()?.to_string()
         };
         self.queues.get_mut(&queue)?.pop_front()
     }
@@ -73,4 +78,11 @@ impl Order {
             .into_iter()
             .chain(self.queues.into_values().flatten())
     }
+}
+
+/// Within a queue: higher priority first, then the earlier submitted.
+fn key(st: &State, r: &WorkloadRef) -> (i32, i64) {
+    st.workload(r).map_or((i32::MIN, 0), |w| {
+        (-w.value.spec.priority(), w.value.meta.created.0)
+    })
 }

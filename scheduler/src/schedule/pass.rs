@@ -1,7 +1,7 @@
 //! One pass under way: the writes it has decided so far and what its steps share (the time,
 //! the placement budget, the policy and mix, the backoffs, the events already written).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -17,6 +17,7 @@ use uni_placement::{Mix, Policy};
 use super::backoff::Backoffs;
 use super::events::EventLog;
 use super::expiry::Expiries;
+use super::plan::Preemption;
 use super::preempt::{running, Running, MAX_PER_PASS};
 use crate::cache::State;
 use crate::metrics::Metrics;
@@ -60,10 +61,13 @@ pub struct Pass<'a> {
     pub capacity: ResourceAmounts,
     /// Workloads this pass may still make room for by preemption.
     pub preemptions_left: usize,
+    /// What preemption may do.
+    pub preemption: Preemption,
     /// Waiting this long (since submission) makes a workload starving: capacity is held for it.
     pub starvation_after: Duration,
-    /// The starving workload capacity is held for, if any (kept across passes).
-    pub starving: &'a mut Option<WorkloadRef>,
+    /// The starving workload capacity is held for, per queue, and since when (kept across
+    /// passes).
+    pub starving: &'a mut BTreeMap<String, (WorkloadRef, UnixMillis)>,
     /// What may be preempted, found once per pass when first needed.
     running: Option<Rc<Vec<Running>>>,
     /// Status writes this pass has queued, by workload: the txn's index in `plan.singles`
@@ -83,7 +87,7 @@ impl<'a> Pass<'a> {
         expiries: &'a mut Expiries,
         events: &'a mut EventLog,
         metrics: &'a Metrics,
-        starving: &'a mut Option<WorkloadRef>,
+        starving: &'a mut BTreeMap<String, (WorkloadRef, UnixMillis)>,
     ) -> Self {
         Self {
             plan: Plan::default(),
@@ -100,6 +104,7 @@ impl<'a> Pass<'a> {
             metrics,
             capacity: ResourceAmounts::ZERO,
             preemptions_left: MAX_PER_PASS,
+            preemption: Preemption::default(),
             starvation_after: Duration::MAX,
             starving,
             running: None,

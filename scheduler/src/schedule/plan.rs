@@ -3,6 +3,7 @@
 //! in the snapshot at once), evictions and status changes, and returns them as a [`Plan`]
 //! for the committer.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -36,8 +37,38 @@ pub struct PlanConfig {
     /// Waiting this long makes a workload starving: capacity is held for it against later
     /// work of its queue that is not preemptible.
     pub starvation_after: Duration,
-    /// How long room must stay free before an elastic job grows into it.
-    pub elastic_window: Duration,
+    /// How long room must stay free before an elastic job grows into it; `None`: never.
+    pub elastic_window: Option<Duration>,
+    /// How queues take turns.
+    pub queue_order: QueueOrder,
+    /// What a workload that cannot fit may stop.
+    pub preemption: Preemption,
+}
+
+/// How queues with work waiting take turns.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum QueueOrder {
+    /// A queue below its guarantee first, then the higher queue priority, then the smaller
+    /// weighted dominant share beyond its guarantee.
+    #[default]
+    FairShare,
+    /// A queue below its guarantee first, then by the priority and submission time of each
+    /// queue's next workload (no fair share).
+    Priority,
+    /// By the submission time of each queue's next workload alone.
+    Submission,
+}
+
+/// What preemption may do.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Preemption {
+    /// Stop victims, shrinking elastic gangs within their range when that frees enough.
+    #[default]
+    Shrink,
+    /// Stop whole victims only.
+    Whole,
+    /// Never stop anything to make room.
+    Never,
 }
 
 impl Default for PlanConfig {
@@ -50,7 +81,9 @@ impl Default for PlanConfig {
             event_ttl: Duration::from_secs(3600),
             finished_ttl: Some(Duration::from_secs(7 * 86_400)),
             starvation_after: Duration::from_secs(600),
-            elastic_window: Duration::from_secs(60),
+            elastic_window: Some(Duration::from_secs(60)),
+            queue_order: QueueOrder::FairShare,
+            preemption: Preemption::Shrink,
         }
     }
 }
@@ -67,8 +100,8 @@ pub struct Planner {
     events: EventLog,
     /// The lease events are written with, and when it was granted.
     event_lease: Option<(LeaseId, Instant)>,
-    /// The starving workload capacity is held for.
-    starving: Option<WorkloadRef>,
+    /// The starving workload capacity is held for, per queue.
+    starving: BTreeMap<String, (WorkloadRef, UnixMillis)>,
     /// Elastic jobs that could grow, and since when.
     growth: Growth,
 }
@@ -85,7 +118,7 @@ impl Planner {
             expiries: Expiries::default(),
             events: EventLog::default(),
             event_lease: None,
-            starving: None,
+            starving: BTreeMap::new(),
             growth: Growth::default(),
         }
     }
@@ -114,20 +147,26 @@ impl Planner {
 
     /// Runs one pass. Returns the plan and when the next pass is due even if nothing changes.
     pub fn plan(&mut self, st: &mut State, now: Instant) -> (Plan, Option<Instant>) {
+        self.plan_at(st, now, UnixMillis::now())
+    }
+
+    /// [`Planner::plan`] at a given time (`now` for timers, `wall` for what is stored), so a
+    /// replay can run the planner on a clock of its own.
+    pub fn plan_at(
+        &mut self,
+        st: &mut State,
+        now: Instant,
+        wall: UnixMillis,
+    ) -> (Plan, Option<Instant>) {
         let (snapshot, counts) = st.learning();
         self.learner.refresh(counts, snapshot, now);
-        let wall = UnixMillis::now();
         self.events.forget_before(wall);
         // A starving workload no longer waiting (placed, finished or gone) holds nothing.
-        if let Some(s) = &self.starving {
-            let waiting = st
-                .workload(s)
+        self.starving.retain(|_, (s, _)| {
+            st.workload(s)
                 .is_some_and(|w| !w.value.status.phase.is_terminal())
-                && st.allocations_of(s).is_empty();
-            if !waiting {
-                self.starving = None;
-            }
-        }
+                && st.allocations_of(s).is_empty()
+        });
         let capacity = st.snapshot().capacity();
         let mut pass = Pass::new(
             self.config.max_placements,
@@ -145,6 +184,7 @@ impl Planner {
         pass.event_lease = self.event_lease.map_or(0, |(id, _)| id);
         pass.capacity = capacity;
         pass.starvation_after = self.config.starvation_after;
+        pass.preemption = self.config.preemption;
         let node_wake = lifecycle::run(&mut pass, st, now);
 
         if st.take_capacity_changed() {
@@ -156,7 +196,7 @@ impl Planner {
         let stop_wake = stopping::run(&mut pass, st);
         let dirty = st.take_dirty();
         let mut order = Order::new(st, dirty);
-        while let Some(r) = order.next(st, capacity) {
+        while let Some(r) = order.next(st, capacity, self.config.queue_order) {
             workload::reconcile(&mut pass, st, &r, now);
             if pass.budget == 0 {
                 break;
@@ -166,8 +206,9 @@ impl Planner {
         st.requeue(order.rest());
         let idle = st.dirty_len() == 0 && pass.backoffs.is_empty();
         let grow_wake = self
-            .growth
-            .check(&mut pass, st, now, idle, self.config.elastic_window);
+            .config
+            .elastic_window
+            .and_then(|window| self.growth.check(&mut pass, st, now, idle, window));
 
         let depth = st.dirty_len() + pass.backoffs.len();
         pass.metrics.queue_depth.set(depth as i64);

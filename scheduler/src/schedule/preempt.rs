@@ -1,7 +1,7 @@
 //! Making room for a workload that cannot be placed, by stopping others:
-//! - within its queue, preemptible work of lower priority (and, for a workload that has
-//!   waited past the starvation bound, preemptible work of its own priority submitted after
-//!   it);
+//! - within its queue, preemptible work of lower priority (and, for the one workload of the
+//!   queue that capacity is held for since it waited past the starvation bound, preemptible
+//!   work of its own priority submitted after it and placed since the room was held);
 //! - across queues, only work its queue runs on borrowed capacity, and only so that the
 //!   preempting queue gets its guarantee (see [`QueueTree::may_reclaim_from`]).
 //!
@@ -30,6 +30,7 @@ use uni_placement::{place, ReplicaRequest};
 use super::admission::tree;
 use super::commit::allocation_key;
 use super::pass::Pass;
+use super::plan::Preemption;
 use super::status::object_ref;
 use crate::cache::State;
 
@@ -129,8 +130,9 @@ fn options(
     t: &QueueTree,
     w: &Workload,
     extra: ResourceAmounts,
-    starving: bool,
+    held_since: Option<UnixMillis>,
     running: &[Running],
+    shrink: bool,
 ) -> Vec<Choice> {
     let queue = w.spec.queue();
     let reclaim = t.within_guarantee(queue, extra);
@@ -142,7 +144,9 @@ fn options(
         }
         let reason = if v.queue == queue {
             let after = v.priority < priority
-                || (starving && v.priority == priority && v.created > created);
+                || held_since.is_some_and(|since| {
+                    v.priority == priority && v.created > created && v.started() >= since.0
+                });
             if !(v.preemptible && after) {
                 continue;
             }
@@ -179,7 +183,7 @@ fn options(
             Some(min) => {
                 let n = v.allocs.len() as u32;
                 // Shrinks first (smallest first), then the whole gang.
-                for k in (min..n).rev() {
+                for k in (min..n).rev().filter(|_| shrink) {
                     let freed = &v.allocs[k as usize..];
                     let amounts = amounts_of(freed);
                     if allowed(&amounts) {
@@ -234,9 +238,9 @@ pub fn make_room(
     w: &Workload,
     req: &ReplicaRequest,
     workers: u32,
-    starving: bool,
+    held_since: Option<UnixMillis>,
 ) -> Option<String> {
-    if pass.preemptions_left == 0 {
+    if pass.preemptions_left == 0 || pass.preemption == Preemption::Never {
         return None;
     }
     let one = req.least_amounts();
@@ -244,7 +248,8 @@ pub fn make_room(
     let t = tree(st, pass.capacity);
     let running = pass.running(st);
     let running = &*running;
-    let opts = options(&t, w, extra, starving, running);
+    let shrink = pass.preemption == Preemption::Shrink;
+    let opts = options(&t, w, extra, held_since, running, shrink);
     if opts.is_empty() {
         return None;
     }
@@ -354,17 +359,14 @@ pub fn make_room(
             .preempted_device_hours
             .with_label_values(&[o.reason.as_str()])
             .inc_by(hours);
-        for a in stopped {
-            let mut a = a.clone();
-            a.notice = Some(StopNotice {
-                reason: o.reason.as_str().to_string(),
-                message: message.clone(),
-                by: by.clone(),
-                deadline,
-                resize_to: o.shrink_to,
-            });
-            tell(pass, st, a);
-        }
+        let notice = StopNotice {
+            reason: o.reason.as_str().to_string(),
+            message: message.clone(),
+            by: by.clone(),
+            deadline,
+            resize_to: o.shrink_to,
+        };
+        tell(pass, st, stopped.into_iter().cloned().collect(), &notice);
         if let Some(vw) = st.workload(&v.r).map(|s| s.value.clone()) {
             pass.event(
                 object_ref(&vw),
@@ -386,17 +388,32 @@ pub fn make_room(
     Some(what)
 }
 
-/// Records a stop notice on an allocation and queues its write (only if the allocation is
-/// still there).
-pub fn tell(pass: &mut Pass<'_>, st: &mut State, a: Allocation) {
-    let key = allocation_key(&a);
-    let Ok(bytes) = codec::encode(&a) else {
-        return;
-    };
-    st.reserve(a);
-    pass.plan.singles.push(
-        Txn::new()
-            .when([Compare::version(key.clone(), CompareOp::Greater, 0)])
-            .and_then([TxnOp::put(key, bytes)]),
-    );
+/// Most allocations told in one transaction: a compare and a put each, within etcd's
+/// default of 128 operations with the leader fence.
+const TOLD_PER_TXN: usize = 63;
+
+/// Records `notice` on allocations (a gang's, or one replica's) and queues the writes: one
+/// transaction for the whole gang, so no agent sees part of it told, written only if every
+/// allocation is still there.
+pub fn tell(pass: &mut Pass<'_>, st: &mut State, allocs: Vec<Allocation>, notice: &StopNotice) {
+    for chunk in allocs.chunks(TOLD_PER_TXN) {
+        let mut compares = Vec::new();
+        let mut puts = Vec::new();
+        for a in chunk {
+            let mut a = a.clone();
+            a.notice = Some(notice.clone());
+            let key = allocation_key(&a);
+            let Ok(bytes) = codec::encode(&a) else {
+                continue;
+            };
+            st.reserve(a);
+            compares.push(Compare::version(key.clone(), CompareOp::Greater, 0));
+            puts.push(TxnOp::put(key, bytes));
+        }
+        if !puts.is_empty() {
+            pass.plan
+                .singles
+                .push(Txn::new().when(compares).and_then(puts));
+        }
+    }
 }

@@ -55,7 +55,7 @@ impl Failure {
 /// Why `w` may not be placed now although it might fit: capacity is held for a workload of
 /// its queue that waited past the starvation bound and comes before it.
 fn held_for(pass: &Pass<'_>, st: &State, r: &WorkloadRef, w: &Workload) -> Option<Failure> {
-    let s = pass.starving.as_ref().filter(|s| *s != r)?;
+    let (s, _) = pass.starving.get(w.spec.queue()).filter(|(s, _)| s != r)?;
     let sw = &st.workload(s)?.value;
     let before = (-sw.spec.priority(), sw.meta.created.0) < (-w.spec.priority(), w.meta.created.0);
     if w.spec.preemptible() || sw.spec.queue() != w.spec.queue() || !before {
@@ -100,13 +100,24 @@ fn preempt_for(
         };
     }
     let long = starving(pass, w);
-    if long && may_help && pass.starving.is_none() {
-        *pass.starving = Some(r.clone());
+    let queue = w.spec.queue();
+    if long && may_help && !pass.starving.contains_key(queue) {
+        pass.starving
+            .insert(queue.to_string(), (r.clone(), pass.now));
     }
     if !may_help {
         return failure;
     }
-    match preempt::make_room(pass, st, r, w, req, workers, long) {
+    // Only the workload capacity is held for may stop work of its own priority: were every
+    // long waiter allowed to, they would take turns stopping each other.
+    // And only work placed since the room was held for it: work that ran before keeps running
+    // and frees its room as it ends, so holding room costs little work.
+    let held_since = pass
+        .starving
+        .get(queue)
+        .filter(|(s, _)| long && s == r)
+        .map(|(_, since)| *since);
+    match preempt::make_room(pass, st, r, w, req, workers, held_since) {
         Some(message) => Failure {
             message,
             reason: "waiting for preemption".into(),
@@ -536,8 +547,12 @@ fn finish(
         }
         None => {
             pass.backoffs.succeed(r);
-            if pass.starving.as_ref() == Some(r) {
-                *pass.starving = None;
+            if pass
+                .starving
+                .get(w.spec.queue())
+                .is_some_and(|(s, _)| s == r)
+            {
+                pass.starving.remove(w.spec.queue());
             }
             if matches!(w.status.reason.as_str(), "Unschedulable" | "Preempted") {
                 pass.event(

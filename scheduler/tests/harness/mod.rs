@@ -30,6 +30,11 @@ pub struct Scheduler {
 impl Scheduler {
     /// Starts a replica with short timings and waits until it prints its addresses.
     pub async fn start(etcd: &str, identity: &str) -> Scheduler {
+        Self::start_with(etcd, identity, &[]).await
+    }
+
+    /// [`Scheduler::start`] with more flags.
+    pub async fn start_with(etcd: &str, identity: &str, extra: &[&str]) -> Scheduler {
         let mut child = Command::new(env!("CARGO_BIN_EXE_uni-scheduler"))
             .args(["--etcd-endpoints", etcd])
             .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
@@ -37,6 +42,7 @@ impl Scheduler {
             // Loopback only; the security tests start their own secured replicas.
             .arg("--insecure")
             .args(["--lease-ttl-seconds", "2", "--node-grace-seconds", "2"])
+            .args(extra)
             .env(
                 "RUST_LOG",
                 std::env::var("TEST_SCHEDULER_LOG").unwrap_or_else(|_| "warn".into()),
@@ -163,7 +169,21 @@ pub fn inference(name: &str, replicas: u32, compute: &str) -> Workload {
     )
 }
 
+/// A gang of `workers` of `gpus_each` devices (40 GiB each).
 pub fn training(name: &str, workers: u32, gpus_each: u32) -> Workload {
+    gang(name, workers, workers, gpus_each, 40, 500, false)
+}
+
+/// A training job of `min..=max` workers of `gpus_each` devices with `gib` GiB each.
+pub fn gang(
+    name: &str,
+    min: u32,
+    max: u32,
+    gpus_each: u32,
+    gib: u32,
+    priority: i32,
+    preemptible: bool,
+) -> Workload {
     workload(&format!(
         r#"
 meta: {{name: {name}, namespace: default}}
@@ -175,9 +195,11 @@ spec:
         compute: "1"
         memory: 1Gi
         accelerator: {{memory: {mem}Gi, min_devices: {gpus_each}, max_devices: {gpus_each}}}
-    workers: {{min: {workers}, max: {workers}}}
+    workers: {{min: {min}, max: {max}}}
+    priority: {priority}
+    preemptible: {preemptible}
 "#,
-        mem = 40 * gpus_each
+        mem = gib * gpus_each
     ))
 }
 
