@@ -199,13 +199,7 @@ async fn leader_failover_loses_nothing_and_double_books_nothing() {
     }
     let mut first = Scheduler::start(&etcd.endpoint(), "first").await;
     // The first replica to start wins the election; the second is a warm follower.
-    wait_for(
-        &store,
-        "/universal/v1/election/scheduler",
-        "a leader",
-        |kvs| !kvs.is_empty(),
-    )
-    .await;
+    wait_leader(&store, None).await;
     let second = Scheduler::start(&etcd.endpoint(), "second").await;
 
     const N: usize = 60;
@@ -239,11 +233,7 @@ async fn leader_failover_loses_nothing_and_double_books_nothing() {
     .await;
     assert_eq!(allocs.len(), N, "no workload placed twice: {allocs:?}");
     assert_no_overcommit(&nodes, &allocs);
-    let leader = store
-        .get("/universal/v1/election/scheduler")
-        .await
-        .unwrap()
-        .unwrap();
+    let leader = store.get(LEADER_KEY).await.unwrap().unwrap();
     assert_eq!(leader.value, b"second");
     assert!(second
         .metrics_text()
@@ -255,21 +245,11 @@ async fn leader_failover_loses_nothing_and_double_books_nothing() {
 async fn sigterm_resigns_leadership_at_once() {
     let (etcd, store) = setup().await;
     let mut s = Scheduler::start(&etcd.endpoint(), "only").await;
-    wait_for(
-        &store,
-        "/universal/v1/election/scheduler",
-        "a leader",
-        |kvs| !kvs.is_empty(),
-    )
-    .await;
+    wait_leader(&store, None).await;
     let status = s.terminate().await;
     assert!(status.success(), "exit status {status}");
     // Resigning deletes the key at once rather than leaving it to the lease's expiry.
-    assert!(store
-        .get("/universal/v1/election/scheduler")
-        .await
-        .unwrap()
-        .is_none());
+    assert!(store.get(LEADER_KEY).await.unwrap().is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

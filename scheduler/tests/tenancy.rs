@@ -515,13 +515,7 @@ async fn leader_failover_in_the_middle_of_a_preemption_preempts_once_and_loses_n
     let n1 = node("n1", 4, 64, 0, "", 0);
     register(&store, &n1, 0).await;
     let mut first = Scheduler::start(&etcd.endpoint(), "first").await;
-    wait_for(
-        &store,
-        "/universal/v1/election/scheduler",
-        "a leader",
-        |kvs| !kvs.is_empty(),
-    )
-    .await;
+    wait_leader(&store, None).await;
     let second = Scheduler::start(&etcd.endpoint(), "second").await;
     create(&first, &job("low-a", "default", 2000, 100, true, "true")).await;
     create(&first, &job("low-b", "default", 2000, 100, true, "true")).await;
@@ -538,13 +532,7 @@ async fn leader_failover_in_the_middle_of_a_preemption_preempts_once_and_loses_n
     let spared = if victim == "low-a" { "low-b" } else { "low-a" };
     // The leader goes before the victim has stopped; the follower takes over.
     first.kill().await;
-    wait_for(
-        &store,
-        "/universal/v1/election/scheduler",
-        "the second leader",
-        |kvs| kvs.iter().any(|kv| kv.value == b"second"),
-    )
-    .await;
+    wait_leader(&store, Some("second")).await;
     assert_eq!(stop_noticed(&store).await, 1);
     let allocs = wait_allocations(&store, "high placed", |a| {
         of(a, "high").len() == 1 && of(a, &victim).is_empty()

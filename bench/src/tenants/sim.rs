@@ -295,8 +295,7 @@ impl Sim {
             let st = self.cache.lock();
             let used = st.queue_usage(team.name).device_milli;
             let held: u64 = st.allocations().map(|a| a.amounts().device_milli).sum();
-            let free = u64::from(scenario::FLEET_GPUS) * 1000
-                - held.min(u64::from(scenario::FLEET_GPUS) * 1000);
+            let free = (u64::from(scenario::FLEET_GPUS) * 1000).saturating_sub(held);
             used + size <= u64::from(team.guaranteed_gpus) * 1000 && free < size
         };
         let key = WorkloadKey::new(job.r.namespace.clone(), job.r.name.clone())?.format();

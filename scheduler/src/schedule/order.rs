@@ -61,13 +61,18 @@ impl Order {
         } else {
             let t = tree(st, capacity);
             let head = |q: &str| self.queues[q].front().map_or((i32::MIN, 0), |r| key(st, r));
-            let mut queues: Vec<&String> = self.queues.keys().collect();
-            match mode {
-                QueueOrder::FairShare => queues.sort_by_cached_key(|q| t.order(q)),
-                QueueOrder::Priority => queues.sort_by_cached_key(|q| (t.order(q).tier, head(q))),
-                QueueOrder::Submission => queues.sort_by_cached_key(|q| head(q).1),
-            }
-            queues.first()?.to_string()
+            // Ties go to the first queue by name.
+            self.queues
+                .keys()
+                .min_by_key(|q| match mode {
+                    QueueOrder::FairShare => {
+                        let o = t.order(q);
+                        (o.tier, o.priority, o.share, (0, 0))
+                    }
+                    QueueOrder::Priority => (t.order(q).tier, 0, 0, head(q)),
+                    QueueOrder::Submission => (0, 0, 0, (0, head(q).1)),
+                })?
+                .clone()
         };
         self.queues.get_mut(&queue)?.pop_front()
     }

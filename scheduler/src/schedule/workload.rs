@@ -58,7 +58,7 @@ fn held_for(pass: &Pass<'_>, st: &State, r: &WorkloadRef, w: &Workload) -> Optio
     let (s, _) = pass.starving.get(w.spec.queue()).filter(|(s, _)| s != r)?;
     let sw = &st.workload(s)?.value;
     let before = (-sw.spec.priority(), sw.meta.created.0) < (-w.spec.priority(), w.meta.created.0);
-    if w.spec.preemptible() || sw.spec.queue() != w.spec.queue() || !before {
+    if w.spec.preemptible() || !before {
         return None;
     }
     Some(Failure {
@@ -115,7 +115,7 @@ fn preempt_for(
     let held_since = pass
         .starving
         .get(queue)
-        .filter(|(s, _)| long && s == r)
+        .filter(|(s, _)| s == r)
         .map(|(_, since)| *since);
     match preempt::make_room(pass, st, r, w, req, workers, held_since) {
         Some(message) => Failure {

@@ -299,6 +299,18 @@ pub async fn wait_for(
         .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
 }
 
+/// The scheduler replicas' election key; its value names the leader.
+pub const LEADER_KEY: &str = "/universal/v1/election/scheduler";
+
+/// Waits until a replica leads (`identity` that one, `None` any).
+pub async fn wait_leader(store: &Arc<dyn KvStore>, identity: Option<&str>) {
+    wait_for(store, LEADER_KEY, "a leader", |kvs| {
+        kvs.iter()
+            .any(|kv| identity.is_none_or(|i| kv.value == i.as_bytes()))
+    })
+    .await;
+}
+
 /// Waits until the allocations under the prefix satisfy `check`.
 pub async fn wait_allocations(
     store: &Arc<dyn KvStore>,
