@@ -43,8 +43,11 @@ impl Growth {
             self.since.clear();
             return None;
         }
-        if self.last_check.is_some_and(|at| now < at + CHECK_PERIOD) {
-            return self.next_due(window, now);
+        if let Some(at) = self.last_check.filter(|at| now < *at + CHECK_PERIOD) {
+            // Looked too recently: look again when the period is up, or this idle spell
+            // (room freed just after a look) would never be looked at.
+            let again = at + CHECK_PERIOD;
+            return Some(self.next_due(window, now).map_or(again, |d| d.min(again)));
         }
         self.last_check = Some(now);
         let jobs: Vec<(WorkloadRef, u32, u32, u32)> = st
