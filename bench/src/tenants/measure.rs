@@ -73,6 +73,8 @@ pub struct Report {
     pub large_gangs: Waits,
     pub preemptions: BTreeMap<String, u32>,
     pub gpu_hours_lost: f64,
+    /// GPU-hours lost by why the run stopped.
+    pub gpu_hours_lost_by_reason: BTreeMap<String, f64>,
     pub teams: Vec<TeamReport>,
     pub unsettled_steps: u32,
 }
@@ -181,8 +183,10 @@ pub fn report(policy: &str, teams: &[Team], jobs: &[Job], record: &Record, end_m
         })
         .collect();
     let mut preemptions = BTreeMap::new();
-    for ((_, reason), (n, _)) in &record.stops {
+    let mut gpu_hours_lost_by_reason = BTreeMap::new();
+    for ((_, reason), (n, h)) in &record.stops {
         *preemptions.entry(reason.clone()).or_default() += n;
+        *gpu_hours_lost_by_reason.entry(reason.clone()).or_default() += h;
     }
     Report {
         policy: policy.to_string(),
@@ -207,6 +211,7 @@ pub fn report(policy: &str, teams: &[Team], jobs: &[Job], record: &Record, end_m
         ),
         preemptions,
         gpu_hours_lost: lost_of(None),
+        gpu_hours_lost_by_reason,
         teams: team_reports,
         unsettled_steps: record.unsettled,
     }

@@ -164,8 +164,18 @@ fn print_reports(reports: &[Report], longest_minutes: f64) {
             );
         }
         let resized = r.preemptions.get("Resized").copied().unwrap_or(0);
+        let by_reason: Vec<String> = r
+            .gpu_hours_lost_by_reason
+            .iter()
+            .map(|(reason, h)| format!("{reason} {h:.1}"))
+            .collect();
         println!(
-            "  resizes: {resized}; steps past the pass limit: {}",
+            "  resizes: {resized}; GPU-h lost by reason: {}; steps past the pass limit: {}",
+            if by_reason.is_empty() {
+                "-".to_string()
+            } else {
+                by_reason.join(", ")
+            },
             r.unsettled_steps
         );
     }
