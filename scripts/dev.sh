@@ -41,7 +41,8 @@ Universal is running in dev mode (data in $DATA, log in $DATA/dev.log).
 Try:
   export PATH="$BIN:\$PATH"
   unictl describe workload hello
-  curl http://127.0.0.1:\$(unictl get isvc hello -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"]["replicas"][0]["port"])')/
+  unictl get isvc
+  curl --cacert "$DATA/pki/ca.crt" -H "Authorization: Bearer \$(cat "$DATA/pki/admin.token")" https://127.0.0.1:7080/default/hello/
   unictl logs pair
   unictl scale workload/hello --replicas 3
   unictl delete -f examples/hello-inference.yaml

@@ -338,6 +338,7 @@ pub(crate) async fn start_scheduler(
     let mut cmd = tokio::process::Command::new(&exe);
     cmd.args(["--etcd-endpoints", &endpoints.join(",")])
         .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
+        .args(["--gateway-listen", "127.0.0.1:0"])
         .args(extra)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())

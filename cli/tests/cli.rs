@@ -77,6 +77,8 @@ async fn start(store: Arc<dyn KvStore>) -> Cluster {
         etcd_endpoints: vec![],
         listen: "127.0.0.1:0".parse().unwrap(),
         metrics_listen: "127.0.0.1:0".parse().unwrap(),
+        gateway_listen: "127.0.0.1:0".parse().unwrap(),
+        gateway_url: String::new(),
         identity: "test".into(),
         lease_ttl: Duration::from_secs(2),
         node_grace: Duration::from_secs(2),
@@ -196,6 +198,13 @@ async fn exercise(c: Cluster) {
         .unwrap()
         .starts_with("web    InferenceService   "));
 
+    // Listing inference services shows where the gateway serves each.
+    let endpoint = format!("https://{}/default/web/", c.plane.gateway_addr);
+    let out = c.unictl(&["get", "isvc"]).await;
+    let mut lines = out.stdout.lines();
+    assert!(lines.next().unwrap().contains("ENDPOINT"), "{}", out.stdout);
+    assert!(lines.next().unwrap().ends_with(&endpoint), "{}", out.stdout);
+
     let out = c.unictl(&["get", "isvc", "web", "-o", "json"]).await;
     let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(v["kind"], "InferenceService");
@@ -217,6 +226,11 @@ async fn exercise(c: Cluster) {
     assert!(out.ok, "{}", out.stderr);
     assert!(
         out.stdout.contains("Replicas:     1 desired"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains(&format!("Endpoint:     {endpoint}")),
         "{}",
         out.stdout
     );

@@ -105,6 +105,8 @@ async fn run(store: Arc<dyn KvStore>) {
         etcd_endpoints: vec![],
         listen: "127.0.0.1:0".parse().unwrap(),
         metrics_listen: "127.0.0.1:0".parse().unwrap(),
+        gateway_listen: "127.0.0.1:0".parse().unwrap(),
+        gateway_url: String::new(),
         identity: "e2e".into(),
         lease_ttl: Duration::from_secs(2),
         node_grace: Duration::from_secs(5),

@@ -107,6 +107,7 @@ fn status() -> WorkloadStatus {
         started: Some(UnixMillis(10)),
         completed: None,
         cost_per_hour: 4.25,
+        endpoint: "https://gw:7080/ml/llm/".into(),
     }
 }
 

@@ -25,6 +25,13 @@ pub struct Cli {
     /// Address of the Prometheus `/metrics` endpoint.
     #[arg(long, env = "UNIVERSAL_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
+    /// Address of the inference gateway, `/NAMESPACE/SERVICE/...` (default port 7080).
+    #[arg(long, env = "UNIVERSAL_GATEWAY_LISTEN")]
+    pub gateway_listen: Option<SocketAddr>,
+    /// The gateway's URL as clients reach it (a load balancer or DNS name in front of the
+    /// replicas), shown as each service's endpoint. Default: this replica's address.
+    #[arg(long, env = "UNIVERSAL_GATEWAY_URL")]
+    pub gateway_url: Option<String>,
     /// Name of this replica in leader election (default: hostname and process id).
     #[arg(long, env = "UNIVERSAL_IDENTITY")]
     pub identity: Option<String>,
@@ -160,6 +167,8 @@ pub struct FileConfig {
     pub etcd_endpoints: Option<Vec<String>>,
     pub listen: Option<SocketAddr>,
     pub metrics_listen: Option<SocketAddr>,
+    pub gateway_listen: Option<SocketAddr>,
+    pub gateway_url: Option<String>,
     pub identity: Option<String>,
     pub lease_ttl_seconds: Option<u64>,
     pub node_grace_seconds: Option<u64>,
@@ -202,6 +211,9 @@ pub struct Config {
     pub etcd_endpoints: Vec<String>,
     pub listen: SocketAddr,
     pub metrics_listen: SocketAddr,
+    pub gateway_listen: SocketAddr,
+    /// Empty: derived from the bound gateway address.
+    pub gateway_url: String,
     pub identity: String,
     pub lease_ttl: Duration,
     pub node_grace: Duration,
@@ -318,6 +330,11 @@ impl Config {
                 .metrics_listen
                 .or(file.metrics_listen)
                 .unwrap_or_else(|| SocketAddr::from((host, 7071))),
+            gateway_listen: cli
+                .gateway_listen
+                .or(file.gateway_listen)
+                .unwrap_or_else(|| SocketAddr::from((host, 7080))),
+            gateway_url: gateway_url(cli.gateway_url.or(file.gateway_url))?,
             identity,
             lease_ttl: Duration::from_secs(
                 cli.lease_ttl_seconds
@@ -372,9 +389,38 @@ impl Config {
     }
 }
 
+/// An advertised gateway URL: `http(s)://HOST[:PORT][/PATH]`, kept without a trailing '/'.
+fn gateway_url(url: Option<String>) -> anyhow::Result<String> {
+    let Some(url) = url else {
+        return Ok(String::new());
+    };
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"));
+    match rest {
+        Some(r) if !r.is_empty() && !r.starts_with('/') => {
+            Ok(url.trim_end_matches('/').to_string())
+        }
+        _ => anyhow::bail!("gateway-url: {url:?} is not an http:// or https:// URL with a host"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gateway_urls_need_a_scheme_and_a_host() {
+        assert_eq!(
+            gateway_url(Some("https://llm.example.com/".into())).unwrap(),
+            "https://llm.example.com"
+        );
+        assert_eq!(gateway_url(None).unwrap(), "");
+        for bad in ["llm.example.com", "ftp://x", "http://", "https:///x"] {
+            let e = gateway_url(Some(bad.into())).unwrap_err().to_string();
+            assert!(e.contains("gateway-url"), "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn example_config_parses_and_flags_win_over_the_file() {

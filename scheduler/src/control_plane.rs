@@ -16,6 +16,7 @@ use crate::api::{ApiContext, ApiLimits};
 use crate::auth::setup::secure;
 use crate::cache::Cache;
 use crate::config::Config;
+use crate::gateway::{self, Gateway};
 use crate::leader::{self, LeaderConfig};
 use crate::metrics::{self, Metrics};
 use crate::schedule::PlanConfig;
@@ -24,6 +25,7 @@ use crate::server;
 pub struct ControlPlane {
     pub api_addr: SocketAddr,
     pub metrics_addr: SocketAddr,
+    pub gateway_addr: SocketAddr,
     pub cache: Arc<Cache>,
     pub metrics: Arc<Metrics>,
     cancel: CancellationToken,
@@ -41,13 +43,15 @@ impl ControlPlane {
         let metrics_listener = TcpListener::bind(config.metrics_listen).await?;
         let api_addr = api.local_addr()?;
         let metrics_addr = metrics_listener.local_addr()?;
+        let gateway_listener = TcpListener::bind(config.gateway_listen).await?;
+        let gateway_addr = gateway_listener.local_addr()?;
         let metrics = Metrics::new()?;
         let cache = Cache::new(catalog.clone());
         let cancel = CancellationToken::new();
         let mut tasks = JoinSet::new();
         let secured = secure(
             &config.security,
-            &[api_addr, metrics_addr],
+            &[api_addr, metrics_addr, gateway_addr],
             store.clone(),
             &cancel,
         )
@@ -57,7 +61,20 @@ impl ControlPlane {
         }
 
         tasks.spawn(cache.clone().run(store.clone(), cancel.child_token()));
+        let gw = Gateway::new(cache.clone(), secured.auth.clone(), metrics.gateway.clone());
+        let (gateway_tls, gateway_cancel) = (secured.tls.clone(), cancel.child_token());
+        tasks.spawn(async move {
+            if let Err(e) = gateway::serve(gateway_listener, gateway_tls, gw, gateway_cancel).await
+            {
+                tracing::error!(error = %e, "gateway failed");
+            }
+        });
+        let gateway_url = match config.gateway_url.as_str() {
+            "" => advertised(gateway_addr, secured.tls.is_some()),
+            url => url.to_string(),
+        };
         let ctx = ApiContext {
+            gateway_url: gateway_url.into(),
             auth: secured.auth,
             store: store.clone(),
             cache: cache.clone(),
@@ -108,6 +125,7 @@ impl ControlPlane {
         Ok(Self {
             api_addr,
             metrics_addr,
+            gateway_addr,
             cache,
             metrics,
             cancel,
@@ -121,4 +139,23 @@ impl ControlPlane {
         self.cancel.cancel();
         while self.tasks.join_next().await.is_some() {}
     }
+}
+
+/// The gateway's URL when none is configured: its bound address, or this machine's name when
+/// it listens on every interface.
+fn advertised(addr: SocketAddr, tls: bool) -> String {
+    let scheme = if tls { "https" } else { "http" };
+    let host = if addr.ip().is_unspecified() {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .ok()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "localhost".into())
+    } else {
+        match addr.ip() {
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+            ip => ip.to_string(),
+        }
+    };
+    format!("{scheme}://{host}:{}", addr.port())
 }

@@ -20,7 +20,7 @@ pub const DEV_CONTEXT: &str = "dev";
 pub async fn run(mut config: Config, catalog: Arc<Catalog>) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating {}", config.data_dir.display()))?;
-    for addr in [config.listen, config.metrics_listen] {
+    for addr in [config.listen, config.metrics_listen, config.gateway_listen] {
         if !addr.ip().is_loopback() {
             bail!("dev mode serves this machine only: {addr} is not a loopback address");
         }
@@ -78,6 +78,7 @@ pub async fn run(mut config: Config, catalog: Arc<Catalog>) -> anyhow::Result<()
     }
     println!("api listening on {}", plane.api_addr);
     println!("metrics listening on {}", plane.metrics_addr);
+    println!("gateway listening on {}", plane.gateway_addr);
     println!("agent listening on {}", agent.grpc_addr());
 
     crate::shutdown_signal().await?;

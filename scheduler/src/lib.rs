@@ -6,6 +6,7 @@ pub mod cache;
 pub mod config;
 pub mod control_plane;
 pub mod error;
+pub mod gateway;
 pub mod init;
 pub mod leader;
 pub mod metrics;

@@ -81,6 +81,7 @@ async fn main() -> anyhow::Result<()> {
     // Tests and scripts read these lines to find ports chosen by the system.
     println!("api listening on {}", plane.api_addr);
     println!("metrics listening on {}", plane.metrics_addr);
+    println!("gateway listening on {}", plane.gateway_addr);
 
     shutdown_signal().await?;
     info!("shutting down: no new requests, finishing commits in flight, resigning");

@@ -37,6 +37,8 @@ pub struct Metrics {
     pub store_db_size_in_use: IntGauge,
     /// 1 per alarm the store has raised (NOSPACE, CORRUPT).
     pub store_alarms: IntGaugeVec,
+    /// What the inference gateway counts.
+    pub gateway: crate::gateway::GatewayMetrics,
     /// The store's last health, for `/healthz`.
     store_health: std::sync::Mutex<StoreHealth>,
 }
@@ -142,8 +144,26 @@ impl Metrics {
                 ),
                 &["alarm"],
             )?,
+            gateway: crate::gateway::GatewayMetrics {
+                requests: IntCounterVec::new(
+                    Opts::new(
+                        "universal_gateway_requests_total",
+                        "Requests the gateway answered, by namespace, service and status code.",
+                    ),
+                    &["namespace", "service", "code"],
+                )?,
+                in_flight: IntGaugeVec::new(
+                    Opts::new(
+                        "universal_gateway_in_flight",
+                        "Requests in flight through the gateway, by namespace and service.",
+                    ),
+                    &["namespace", "service"],
+                )?,
+            },
             store_health: Default::default(),
         };
+        m.registry.register(Box::new(m.gateway.requests.clone()))?;
+        m.registry.register(Box::new(m.gateway.in_flight.clone()))?;
         m.registry
             .register(Box::new(m.placement_duration.clone()))?;
         m.registry

@@ -116,6 +116,8 @@ async fn start(dir: &Path) -> Cluster {
         etcd_endpoints: vec![],
         listen: "127.0.0.1:0".parse().unwrap(),
         metrics_listen: "127.0.0.1:0".parse().unwrap(),
+        gateway_listen: "127.0.0.1:0".parse().unwrap(),
+        gateway_url: String::new(),
         identity: "security".into(),
         lease_ttl: Duration::from_secs(2),
         node_grace: Duration::from_secs(2),
@@ -905,4 +907,102 @@ async fn a_node_credential_reaches_only_its_own_keys() {
     refused(as_alice.revision().await);
 
     c.plane.shutdown().await;
+}
+
+/// An HTTPS client that trusts the cluster CA, speaking HTTP/1.1 or (by ALPN) HTTP/2.
+fn https_client(
+    ca: &Path,
+) -> hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    http_body_util::Empty<bytes::Bytes>,
+> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in uni_core::tls::pem::load_certs(ca).unwrap() {
+        roots.add(cert).unwrap();
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(uni_core::tls::provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_only()
+        .enable_all_versions()
+        .build();
+    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build(https)
+}
+
+#[tokio::test]
+async fn the_gateway_holds_callers_to_the_api_rules_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = start(dir.path()).await;
+    c.bind("alice-edits", "team-a", "edit", "alice").await;
+    let w = c
+        .workloads(Some(ALICE))
+        .await
+        .create_workload(create("team-a", "llm"))
+        .await
+        .expect("alice creates in team-a")
+        .into_inner();
+    let gateway = format!("https://{}", c.plane.gateway_addr);
+    assert_eq!(
+        w.status.unwrap_or_default().endpoint,
+        format!("{gateway}/team-a/llm/"),
+        "the service's endpoint is under the gateway"
+    );
+
+    let client = https_client(&c.pki.ca);
+    let call = |path: &str, token: Option<&str>| {
+        let mut req = http::Request::get(format!("{gateway}{path}"));
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let req = req.body(http_body_util::Empty::new()).unwrap();
+        let client = client.clone();
+        async move {
+            let resp = tokio::time::timeout(WAIT, client.request(req))
+                .await
+                .expect("gateway answers")
+                .expect("response");
+            let version = resp.version();
+            let code = resp.status();
+            let body = http_body_util::BodyExt::collect(resp.into_body())
+                .await
+                .unwrap()
+                .to_bytes();
+            (code, version, String::from_utf8_lossy(&body).into_owned())
+        }
+    };
+
+    let (code, _, body) = call("/team-a/llm/v1/models", None).await;
+    assert_eq!(code, http::StatusCode::UNAUTHORIZED, "{body}");
+    let (code, _, _) = call("/team-a/llm/v1/models", Some("not-a-real-token-at-all")).await;
+    assert_eq!(code, http::StatusCode::UNAUTHORIZED);
+    let (code, _, body) = call("/team-b/llm/v1/models", Some(ALICE)).await;
+    assert_eq!(code, http::StatusCode::FORBIDDEN, "{body}");
+    assert!(body.contains("alice"), "{body}");
+    let (code, _, body) = call("/team-a/llm/v1/models", Some(NOBODY)).await;
+    assert_eq!(code, http::StatusCode::FORBIDDEN, "{body}");
+    // Past the checks: the service exists and has no replica yet. ALPN chose HTTP/2.
+    let (code, version, body) = call("/team-a/llm/v1/models", Some(ALICE)).await;
+    assert_eq!(code, http::StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(body.contains("no ready replica"), "{body}");
+    assert_eq!(version, http::Version::HTTP_2);
+
+    // Plain HTTP on the TLS port gets no answer from a service.
+    let mut plain = tokio::net::TcpStream::connect(c.plane.gateway_addr)
+        .await
+        .unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    plain
+        .write_all(b"GET /team-a/llm/ HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let _ = tokio::time::timeout(WAIT, plain.read_to_end(&mut got)).await;
+    assert!(
+        !String::from_utf8_lossy(&got).contains("HTTP/1.1 "),
+        "plaintext was served"
+    );
 }

@@ -207,6 +207,9 @@ pub fn workload(w: &Workload, events: &[Event], now: i64) -> String {
         s.replicas_ready
     );
     let _ = writeln!(o, "Cost:         ${:.4}/h", s.cost_per_hour);
+    if !s.endpoint.is_empty() {
+        let _ = writeln!(o, "Endpoint:     {}", s.endpoint);
+    }
     if matches!(w.spec, uni_core::model::WorkloadSpec::Training(_)) {
         let _ = writeln!(o, "Restarts:     {}", s.restarts);
     }

@@ -1,7 +1,7 @@
 //! `unictl get`: tables, `-o wide|yaml|json|name`, label selectors, `--watch`.
 
 use futures::StreamExt;
-use uni_core::model::Workload;
+use uni_core::model::{Workload, WorkloadKind};
 use uni_proto::v1 as pb;
 
 use super::{list_nodes, list_queues, list_workloads, now, resource, Ctx, Resource};
@@ -49,9 +49,15 @@ pub async fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
                 }
             }
             match format {
-                Format::Table | Format::Wide => {
-                    output::workloads_table(&ws, format == Format::Wide, ctx.all_namespaces, now())
-                }
+                Format::Table | Format::Wide => output::workloads_table(
+                    &ws,
+                    &output::WorkloadColumns {
+                        wide: format == Format::Wide,
+                        namespace: ctx.all_namespaces,
+                        endpoint: kind == Some(WorkloadKind::InferenceService),
+                    },
+                    now(),
+                ),
                 _ => output::render_objects(
                     &ws.into_iter().map(Object::Workload).collect::<Vec<_>>(),
                     format,
@@ -109,9 +115,9 @@ pub async fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
 
 /// Follows workload changes, one line (or document) per change, until interrupted.
 async fn watch(ctx: &Ctx, args: &Args, format: Format) -> anyhow::Result<()> {
-    if !matches!(resource(&args.resource)?, Resource::Workloads(_)) {
+    let Resource::Workloads(kind) = resource(&args.resource)? else {
         anyhow::bail!("--watch is supported for workloads");
-    }
+    };
     let mut c = ctx.clients().await?;
     let listed = c
         .workloads
@@ -141,12 +147,18 @@ async fn watch(ctx: &Ctx, args: &Args, format: Format) -> anyhow::Result<()> {
         let event = event.map_err(explain)?;
         let Some(w) = event.workload else { continue };
         let w = Workload::try_from(w)?;
+        if kind.is_some_and(|k| w.kind() != k) {
+            continue;
+        }
         let text = match format {
             Format::Table | Format::Wide => {
                 let table = output::workloads_table(
                     &[w],
-                    format == Format::Wide,
-                    ctx.all_namespaces,
+                    &output::WorkloadColumns {
+                        wide: format == Format::Wide,
+                        namespace: ctx.all_namespaces,
+                        endpoint: kind == Some(WorkloadKind::InferenceService),
+                    },
                     now(),
                 );
                 // Only the row: the header was printed with the listing.

@@ -65,10 +65,27 @@ fn dash(s: String) -> String {
     }
 }
 
-pub fn workloads_table(ws: &[Workload], wide: bool, all_namespaces: bool, now: i64) -> String {
+/// Which optional columns a workload listing has.
+pub struct WorkloadColumns {
+    pub wide: bool,
+    /// Listing every namespace.
+    pub namespace: bool,
+    /// Inference services: where the gateway serves each.
+    pub endpoint: bool,
+}
+
+pub fn workloads_table(ws: &[Workload], cols: &WorkloadColumns, now: i64) -> String {
+    let WorkloadColumns {
+        wide,
+        namespace: all_namespaces,
+        endpoint,
+    } = *cols;
     let mut headers = vec!["NAME", "KIND", "PHASE", "READY", "AGE"];
     if all_namespaces {
         headers.insert(0, "NAMESPACE");
+    }
+    if endpoint {
+        headers.push("ENDPOINT");
     }
     if wide {
         headers.extend(["PLACED", "NODES", "COST/H", "REASON"]);
@@ -85,6 +102,9 @@ pub fn workloads_table(ws: &[Workload], wide: bool, all_namespaces: bool, now: i
         ];
         if all_namespaces {
             row.insert(0, w.meta.namespace.clone());
+        }
+        if endpoint {
+            row.push(dash(s.endpoint.clone()));
         }
         if wide {
             let mut nodes: Vec<&str> = s.replicas.iter().map(|r| r.node.as_str()).collect();

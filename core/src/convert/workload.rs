@@ -211,6 +211,7 @@ impl From<&WorkloadStatus> for pb::WorkloadStatus {
             start_time: opt_timestamp_to_proto(s.started),
             completion_time: opt_timestamp_to_proto(s.completed),
             cost_per_hour: s.cost_per_hour,
+            endpoint: s.endpoint.clone(),
         }
     }
 }
@@ -231,6 +232,7 @@ impl FromProto<pb::WorkloadStatus> for WorkloadStatus {
             started: opt_timestamp_from_proto(p.start_time.as_ref()),
             completed: opt_timestamp_from_proto(p.completion_time.as_ref()),
             cost_per_hour: p.cost_per_hour,
+            endpoint: p.endpoint.clone(),
         }
     }
 }

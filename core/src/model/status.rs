@@ -144,6 +144,9 @@ pub struct WorkloadStatus {
     pub completed: Option<UnixMillis>,
     /// USD per hour of the current placement.
     pub cost_per_hour: f64,
+    /// Inference: the service's URL under the gateway, e.g. `http://gw:7080/ml/llm/`.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub endpoint: String,
 }
 
 #[cfg(test)]

@@ -86,12 +86,25 @@ impl TlsFiles {
 #[derive(Clone)]
 pub struct ReloadingAcceptor {
     inner: Arc<Inner>,
+    /// Offers HTTP/1.1 beside HTTP/2 (the gateway); the API offers only HTTP/2 (gRPC).
+    http1: bool,
 }
 
 struct Inner {
     files: TlsFiles,
-    current: RwLock<TlsAcceptor>,
+    /// For HTTP/2 only, and for HTTP/2 and HTTP/1.1.
+    current: RwLock<(TlsAcceptor, TlsAcceptor)>,
     seen: Mutex<Vec<Option<SystemTime>>>,
+}
+
+/// Acceptors from one configuration: ALPN `h2`, and `h2` then `http/1.1`.
+fn acceptors(cfg: ServerConfig) -> (TlsAcceptor, TlsAcceptor) {
+    let mut both = cfg.clone();
+    both.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    (
+        TlsAcceptor::from(Arc::new(cfg)),
+        TlsAcceptor::from(Arc::new(both)),
+    )
 }
 
 impl ReloadingAcceptor {
@@ -101,15 +114,29 @@ impl ReloadingAcceptor {
         let cfg = files.server_config()?;
         Ok(Self {
             inner: Arc::new(Inner {
-                current: RwLock::new(TlsAcceptor::from(Arc::new(cfg))),
+                current: RwLock::new(acceptors(cfg)),
                 seen: Mutex::new(seen),
                 files,
             }),
+            http1: false,
         })
     }
 
+    /// The same certificate (reloaded with it), offering HTTP/1.1 too.
+    pub fn for_http(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            http1: true,
+        }
+    }
+
     fn acceptor(&self) -> TlsAcceptor {
-        self.inner.current.read().expect("acceptor lock").clone()
+        let current = self.inner.current.read().expect("acceptor lock");
+        if self.http1 {
+            current.1.clone()
+        } else {
+            current.0.clone()
+        }
     }
 
     /// Reloads when any file changed since the last load. On an error (say a half-written
@@ -120,7 +147,7 @@ impl ReloadingAcceptor {
             return Ok(false);
         }
         let cfg = self.inner.files.server_config()?;
-        *self.inner.current.write().expect("acceptor lock") = TlsAcceptor::from(Arc::new(cfg));
+        *self.inner.current.write().expect("acceptor lock") = acceptors(cfg);
         *self.inner.seen.lock().expect("mtimes lock") = now;
         Ok(true)
     }

@@ -48,6 +48,9 @@ pub struct WorkloadStatus {
     /// Price per hour of the current placement in USD, from the hardware catalog.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost_per_hour: Option<f64>,
+    /// InferenceService: its URL under Universal's gateway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
 }
 
 /// One replica (or training worker) and the node it runs on.

@@ -62,6 +62,7 @@ pub fn workload_status(
             status.placements = s.replicas.iter().map(placement).collect();
             status.universal_uid = w.meta.as_ref().map(|m| m.uid.clone());
             status.cost_per_hour = Some(s.cost_per_hour);
+            status.endpoint = Some(s.endpoint.clone()).filter(|e| !e.is_empty());
         }
         None => {
             computed.push(Computed::new(

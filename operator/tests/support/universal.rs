@@ -78,6 +78,7 @@ impl Universal {
             .arg(pki.path().join("scheduler.yaml"))
             .args(["--etcd-endpoints", &etcd.endpoint()])
             .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
+            .args(["--gateway-listen", "127.0.0.1:0"])
             .args(["--identity", "test-scheduler"])
             .env(
                 "RUST_LOG",

@@ -32,7 +32,7 @@ pub use gateway::{GatewayApi, NODE_CERT_VALIDITY};
 pub use logs::LogApi;
 pub use nodes::NodeApi;
 pub use queues::{ensure_default_queue, QueueApi};
-pub use status_view::{allocation_cost, overlay_status};
+pub use status_view::{allocation_cost, overlay_status, set_endpoint};
 pub use watch::ApiLimits;
 pub use workloads::WorkloadApi;
 
@@ -46,4 +46,6 @@ pub struct ApiContext {
     pub cache: Arc<Cache>,
     pub catalog: Arc<Catalog>,
     pub limits: Arc<ApiLimits>,
+    /// Where clients reach the inference gateway; services' endpoints are under it.
+    pub gateway_url: Arc<str>,
 }

@@ -43,6 +43,13 @@ pub fn overlay_status(state: &State, w: &mut Workload) {
     }
 }
 
+/// An inference service's URL under the gateway at `gateway_url`.
+pub fn set_endpoint(gateway_url: &str, w: &mut Workload) {
+    if matches!(w.spec, WorkloadSpec::Inference(_)) && !gateway_url.is_empty() {
+        w.status.endpoint = format!("{gateway_url}/{}/{}/", w.meta.namespace, w.meta.name);
+    }
+}
+
 fn count(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }

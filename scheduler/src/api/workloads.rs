@@ -18,7 +18,7 @@ use super::access::{meta_name, or_default, Visible};
 use super::create_batch::CreateBatcher;
 use super::paging::{list_store, page_size};
 use super::watch::{self, WatchRequest};
-use super::{args, object, overlay_status, ApiContext};
+use super::{args, object, overlay_status, set_endpoint, ApiContext};
 use crate::auth::Caller;
 use crate::error::Result;
 
@@ -42,6 +42,7 @@ impl WorkloadApi {
     /// The wire form, with the status derived from the cache.
     fn view(&self, mut w: Workload) -> pb::Workload {
         overlay_status(&self.ctx.cache.lock(), &mut w);
+        set_endpoint(&self.ctx.gateway_url, &mut w);
         pb::Workload::from(&w)
     }
 
@@ -63,6 +64,7 @@ impl WorkloadApi {
         }
         // Just created, so Pending as stored: the reply skips the cache (and its lock, which
         // the scheduling loop holds while it places).
+        set_endpoint(&self.ctx.gateway_url, &mut w);
         Ok(pb::Workload::from(&w))
     }
 
@@ -102,6 +104,7 @@ impl WorkloadApi {
                 .into_iter()
                 .map(|mut w| {
                     overlay_status(&state, &mut w);
+                    set_endpoint(&self.ctx.gateway_url, &mut w);
                     pb::Workload::from(&w)
                 })
                 .collect()
@@ -194,13 +197,14 @@ impl WorkloadApi {
             }),
             narrowed,
         };
-        let cache = self.ctx.cache.clone();
+        let (cache, gateway_url) = (self.ctx.cache.clone(), self.ctx.gateway_url.clone());
         let respond = Arc::new(move |ty: pb::WatchEventType, w: Option<Workload>, rev| {
             let workload = w.map(|mut w| {
                 // A deleted workload keeps its last state; others show their live status.
                 if ty != pb::WatchEventType::Deleted {
                     overlay_status(&cache.lock(), &mut w);
                 }
+                set_endpoint(&gateway_url, &mut w);
                 pb::Workload::from(&w)
             });
             pb::WatchWorkloadsResponse {

@@ -57,6 +57,7 @@ impl Api {
             cache: cache.clone(),
             catalog,
             limits: Default::default(),
+            gateway_url: "http://gateway.test".into(),
         };
         let server = tokio::spawn(serve(listener, None, ctx, shutdown.clone()));
         let channel = Endpoint::from_shared(format!("http://{addr}"))

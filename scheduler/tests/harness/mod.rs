@@ -25,6 +25,8 @@ pub struct Scheduler {
     child: Child,
     pub api: String,
     pub metrics: String,
+    /// The inference gateway, `http://ADDR`.
+    pub gateway: String,
 }
 
 impl Scheduler {
@@ -38,6 +40,7 @@ impl Scheduler {
         let mut child = Command::new(env!("CARGO_BIN_EXE_uni-scheduler"))
             .args(["--etcd-endpoints", etcd])
             .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
+            .args(["--gateway-listen", "127.0.0.1:0"])
             .args(["--identity", identity])
             // Loopback only; the security tests start their own secured replicas.
             .arg("--insecure")
@@ -53,7 +56,7 @@ impl Scheduler {
             .expect("start uni-scheduler");
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
-        let (mut api, mut metrics) = (None, None);
+        let (mut api, mut metrics, mut gateway) = (None, None, None);
         let read = async {
             while let Ok(Some(line)) = lines.next_line().await {
                 if let Some(a) = line.strip_prefix("api listening on ") {
@@ -62,7 +65,10 @@ impl Scheduler {
                 if let Some(a) = line.strip_prefix("metrics listening on ") {
                     metrics = Some(format!("http://{a}"));
                 }
-                if api.is_some() && metrics.is_some() {
+                if let Some(a) = line.strip_prefix("gateway listening on ") {
+                    gateway = Some(format!("http://{a}"));
+                }
+                if api.is_some() && metrics.is_some() && gateway.is_some() {
                     break;
                 }
             }
@@ -76,6 +82,7 @@ impl Scheduler {
             child,
             api: api.expect("api address"),
             metrics: metrics.expect("metrics address"),
+            gateway: gateway.expect("gateway address"),
         }
     }
 
