@@ -138,6 +138,8 @@ fn inference() -> Workload {
                 metric: ScalingMetric::RequestsPerSecond,
                 target: 20.0,
                 scale_down_delay_seconds: 120,
+                stable_window_seconds: 30,
+                panic_window_seconds: 3,
             }),
             priority: 950,
             rolling_update: RollingUpdate {

@@ -62,6 +62,12 @@ impl ControlPlane {
 
         tasks.spawn(cache.clone().run(store.clone(), cancel.child_token()));
         let gw = Gateway::new(cache.clone(), secured.auth.clone(), metrics.gateway.clone());
+        tasks.spawn(gateway::publish::run(
+            store.clone(),
+            config.identity.clone(),
+            gw.clone(),
+            cancel.child_token(),
+        ));
         let (gateway_tls, gateway_cancel) = (secured.tls.clone(), cancel.child_token());
         tasks.spawn(async move {
             if let Err(e) = gateway::serve(gateway_listener, gateway_tls, gw, gateway_cancel).await

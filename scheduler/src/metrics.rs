@@ -39,6 +39,13 @@ pub struct Metrics {
     pub store_alarms: IntGaugeVec,
     /// What the inference gateway counts.
     pub gateway: crate::gateway::GatewayMetrics,
+    /// Replica changes the autoscaler made, by direction (up, down).
+    pub autoscaler_scaled: IntCounterVec,
+    /// The autoscaler's last choice of replicas, by namespace and service.
+    pub autoscaler_desired: IntGaugeVec,
+    /// The load it decided on (summed over gateways, stable window), by namespace, service and
+    /// metric.
+    pub autoscaler_observed: GaugeVec,
     /// The store's last health, for `/healthz`.
     store_health: std::sync::Mutex<StoreHealth>,
 }
@@ -160,8 +167,35 @@ impl Metrics {
                     &["namespace", "service"],
                 )?,
             },
+            autoscaler_scaled: IntCounterVec::new(
+                Opts::new(
+                    "universal_autoscaler_scaled_total",
+                    "Replica count changes the autoscaler made, by direction (up, down).",
+                ),
+                &["direction"],
+            )?,
+            autoscaler_desired: IntGaugeVec::new(
+                Opts::new(
+                    "universal_autoscaler_desired_replicas",
+                    "Replicas the autoscaler wants, by namespace and service.",
+                ),
+                &["namespace", "service"],
+            )?,
+            autoscaler_observed: GaugeVec::new(
+                Opts::new(
+                    "universal_autoscaler_observed",
+                    "Load over the stable window, summed over gateways, by namespace, service \
+                     and metric (concurrency, requests_per_second).",
+                ),
+                &["namespace", "service", "metric"],
+            )?,
             store_health: Default::default(),
         };
+        m.registry.register(Box::new(m.autoscaler_scaled.clone()))?;
+        m.registry
+            .register(Box::new(m.autoscaler_desired.clone()))?;
+        m.registry
+            .register(Box::new(m.autoscaler_observed.clone()))?;
         m.registry.register(Box::new(m.gateway.requests.clone()))?;
         m.registry.register(Box::new(m.gateway.in_flight.clone()))?;
         m.registry

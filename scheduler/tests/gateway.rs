@@ -19,7 +19,7 @@ use uni_core::store::{codec, KvStore};
 use uni_core::testing::EtcdServer;
 
 use harness::agent::{replica_processes, AgentProcess};
-use harness::{create, wait_for, workload, Scheduler, WAIT};
+use harness::{create, http_service, wait_allocations, wait_for, Scheduler, WAIT};
 
 /// A threaded HTTP/1.1 server on `$PORT`. `/slow` and `/stream` wait for files in the
 /// directory given as its argument, so the test decides when they answer.
@@ -47,6 +47,11 @@ class H(BaseHTTPRequestHandler):
             open(os.path.join(gate, "arrived-" + me), "w").close()
             wait("release")
             return self.reply(me)
+        if self.path.startswith("/hold/"):
+            name = self.path[len("/hold/"):]
+            open(os.path.join(gate, name + "-" + me), "w").close()
+            wait(name)
+            return self.reply(me)
         if self.path.startswith("/stream"):
             self.send_response(200)
             self.send_header("Transfer-Encoding", "chunked")
@@ -69,20 +74,8 @@ ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
 const NODE: &str = "gw-node";
 
 fn service(gate: &Path) -> uni_core::model::Workload {
-    let args = serde_json::to_string(&["python3", "-c", SERVER, &gate.display().to_string()])
-        .expect("command");
-    workload(&format!(
-        r#"
-meta: {{name: web, namespace: default}}
-spec:
-  inference:
-    template:
-      command: {args}
-      resources: {{compute: 100m, memory: 64Mi}}
-    replicas: {{min: 1, max: 2, desired: 2}}
-    readiness_probe: {{action: {{http_get: {{path: /healthz}}}}, period_seconds: 1}}
-"#
-    ))
+    let gate = gate.display().to_string();
+    http_service("web", &["python3", "-c", SERVER, &gate], (1, 2, 2), "")
 }
 
 /// Waits until `n` replicas of `web` are Ready.
@@ -122,15 +115,20 @@ fn json(body: &str) -> Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
 }
 
-/// Polls `gate` until a replica marks that a `/slow` request reached it; returns which.
-async fn arrival(gate: &Path) -> String {
+/// The replicas that marked `prefix` in `gate`.
+fn markers(gate: &Path, prefix: &str) -> Vec<String> {
+    std::fs::read_dir(gate)
+        .expect("gate")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter_map(|n| n.strip_prefix(prefix).map(str::to_string))
+        .collect()
+}
+
+/// Polls `gate` until a replica marks `prefix`; returns which.
+async fn marker(gate: &Path, prefix: &str) -> String {
     let poll = async {
         loop {
-            let arrived = std::fs::read_dir(gate)
-                .expect("gate")
-                .filter_map(|e| e.ok()?.file_name().into_string().ok())
-                .find_map(|n| n.strip_prefix("arrived-").map(str::to_string));
-            if let Some(r) = arrived {
+            if let Some(r) = markers(gate, prefix).into_iter().next() {
                 return r;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -138,7 +136,7 @@ async fn arrival(gate: &Path) -> String {
     };
     tokio::time::timeout(WAIT, poll)
         .await
-        .expect("the slow request reached no replica")
+        .unwrap_or_else(|_| panic!("no replica marked {prefix}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -203,7 +201,7 @@ async fn the_gateway_routes_streams_balances_and_survives_a_dead_replica() {
         let (client, url) = (client.clone(), format!("{base}/slow"));
         tokio::spawn(async move { get(&client, &url).await })
     };
-    let busy = arrival(gate.path()).await;
+    let busy = marker(gate.path(), "arrived-").await;
     for _ in 0..4 {
         let (_, body) = get(&client, &format!("{base}/whoami")).await;
         assert_ne!(
@@ -274,6 +272,98 @@ async fn the_gateway_routes_streams_balances_and_survives_a_dead_replica() {
             "request {i} after a replica died: {body}"
         );
     }
+
+    // The agent restarts it; then both serve again.
+    wait_for(
+        &store,
+        &StatusKey::workload_prefix("default", "web"),
+        "replica 0 restarted and ready",
+        |kvs| {
+            let ready: Vec<ReplicaStatus> = kvs
+                .iter()
+                .filter_map(|kv| codec::decode::<ReplicaStatus>(&kv.key, &kv.value).ok())
+                .filter(|s| s.phase == ReplicaPhase::Ready)
+                .collect();
+            ready.len() == 2 && ready.iter().any(|s| s.restarts >= 1)
+        },
+    )
+    .await;
+
+    // Scaled down, the replica that leaves drains: it gets no new request and finishes the
+    // one it has (longer than the gateways take to notice), then stops.
+    let first = {
+        let (client, url) = (client.clone(), format!("{base}/hold/drain"));
+        tokio::spawn(async move { get(&client, &url).await })
+    };
+    let one = marker(gate.path(), "drain-").await;
+    let second = {
+        let (client, url) = (client.clone(), format!("{base}/hold/drain"));
+        tokio::spawn(async move { get(&client, &url).await })
+    };
+    let both = tokio::time::timeout(WAIT, async {
+        loop {
+            let marks = markers(gate.path(), "drain-");
+            if marks.len() == 2 {
+                return marks;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("each replica holds one request");
+    assert!(both.contains(&one), "{both:?}");
+    s.client()
+        .await
+        .scale_workload(uni_proto::v1::ScaleWorkloadRequest {
+            namespace: "default".into(),
+            name: "web".into(),
+            desired: Some(1),
+            ..Default::default()
+        })
+        .await
+        .expect("scale to 1");
+    wait_allocations(&store, "replica 1 draining", |all| {
+        all.iter().any(|a| a.replica == 1 && a.draining.is_some())
+    })
+    .await;
+    for _ in 0..4 {
+        let (code, body) = get(&client, &format!("{base}/whoami")).await;
+        assert_eq!(code, StatusCode::OK, "{body}");
+        assert_eq!(
+            json(&body)["replica"],
+            "0",
+            "a draining replica got a new request"
+        );
+    }
+    // The held requests outlast the gateways' settle time, then finish on their replicas.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        harness::allocations(&store)
+            .await
+            .iter()
+            .any(|a| a.replica == 1),
+        "replica 1 was stopped with a request in flight"
+    );
+    std::fs::write(gate.path().join("drain"), "").expect("release the held requests");
+    let mut served = Vec::new();
+    for h in [first, second] {
+        let (code, body) = tokio::time::timeout(WAIT, h)
+            .await
+            .expect("answer")
+            .expect("task");
+        assert_eq!(
+            code,
+            StatusCode::OK,
+            "a request on a draining replica failed: {body}"
+        );
+        served.push(body);
+    }
+    served.sort();
+    assert_eq!(served, vec!["0", "1"]);
+    wait_allocations(&store, "replica 1 gone once drained", |all| {
+        all.iter().all(|a| a.replica == 0)
+    })
+    .await;
 
     // The gateway counted what it answered.
     let metrics = s.metrics_text().await;

@@ -55,10 +55,12 @@ struct Handle {
     notice: watch::Sender<Option<StopNotice>>,
 }
 
-/// Whether `a` and `b` differ only in their stop notice.
+/// Whether `a` and `b` differ only in their stop notice or drain mark (which gateways act
+/// on, not the agent: a draining replica keeps running until its allocation goes).
 fn only_notice_differs(a: &Allocation, b: &Allocation) -> bool {
     let strip = |x: &Allocation| Allocation {
         notice: None,
+        draining: None,
         ..x.clone()
     };
     strip(a) == strip(b)
@@ -165,10 +167,12 @@ impl Runtime {
                 return;
             }
             if only_notice_differs(&h.alloc, &alloc) && !h.remove.is_cancelled() {
-                // Told to stop: the supervisor gives notice, SIGTERM and SIGKILL at the
-                // deadline, and reports it Preempted.
-                info!(id = %alloc.id, "stop notice: stopping the replica");
-                h.notice.send_replace(alloc.notice.clone());
+                if h.alloc.notice != alloc.notice {
+                    // Told to stop: the supervisor gives notice, SIGTERM and SIGKILL at the
+                    // deadline, and reports it Preempted.
+                    info!(id = %alloc.id, "stop notice: stopping the replica");
+                    h.notice.send_replace(alloc.notice.clone());
+                }
                 h.alloc = alloc;
                 return;
             }

@@ -128,6 +128,8 @@ impl From<&Autoscaling> for pb::Autoscaling {
             metric: metric.into(),
             target: a.target,
             scale_down_delay_seconds: a.scale_down_delay_seconds,
+            stable_window_seconds: a.stable_window_seconds,
+            panic_window_seconds: a.panic_window_seconds,
         }
     }
 }
@@ -146,6 +148,14 @@ impl FromProto<pb::Autoscaling> for Autoscaling {
             scale_down_delay_seconds: nonzero_or(
                 p.scale_down_delay_seconds,
                 Autoscaling::DEFAULT_SCALE_DOWN_DELAY_SECONDS,
+            ),
+            stable_window_seconds: nonzero_or(
+                p.stable_window_seconds,
+                Autoscaling::DEFAULT_STABLE_WINDOW_SECONDS,
+            ),
+            panic_window_seconds: nonzero_or(
+                p.panic_window_seconds,
+                Autoscaling::DEFAULT_PANIC_WINDOW_SECONDS,
             ),
         }
     }

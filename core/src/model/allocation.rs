@@ -66,6 +66,11 @@ pub struct Allocation {
     /// leader removes the allocation once it stopped.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notice: Option<StopNotice>,
+    /// Set (to when it began) when an inference replica is no longer wanted: gateways send it
+    /// no new requests, and the leader removes the allocation (so the agent stops it) once no
+    /// gateway has a request in flight on it, or after [`Allocation::DRAIN_TIMEOUT_MILLIS`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub draining: Option<UnixMillis>,
 }
 
 /// Why and by when a replica must stop; written to the file `UNIVERSAL_PREEMPTION_NOTICE_FILE`
@@ -88,6 +93,9 @@ pub struct StopNotice {
 }
 
 impl Allocation {
+    /// The longest a replica drains before it is stopped with requests in flight.
+    pub const DRAIN_TIMEOUT_MILLIS: u64 = 30_000;
+
     /// What the allocation takes from its node.
     pub fn amounts(&self) -> ResourceAmounts {
         ResourceAmounts {

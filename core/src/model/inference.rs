@@ -186,10 +186,19 @@ pub struct Autoscaling {
     pub target: f64,
     /// How long the metric must stay low before replicas are removed.
     pub scale_down_delay_seconds: u32,
+    /// The metric is averaged over this window to decide.
+    pub stable_window_seconds: u32,
+    /// A burst is judged over this shorter window: at twice the target or more it scales up
+    /// at once (panic mode, which does not scale down until a stable window has passed).
+    pub panic_window_seconds: u32,
 }
 
 impl Autoscaling {
     pub const DEFAULT_SCALE_DOWN_DELAY_SECONDS: u32 = 300;
+    pub const DEFAULT_STABLE_WINDOW_SECONDS: u32 = 60;
+    pub const DEFAULT_PANIC_WINDOW_SECONDS: u32 = 6;
+    /// The longest window the gateway keeps.
+    pub const MAX_WINDOW_SECONDS: u32 = 3600;
 }
 
 impl Default for Autoscaling {
@@ -198,6 +207,8 @@ impl Default for Autoscaling {
             metric: ScalingMetric::default(),
             target: 0.0,
             scale_down_delay_seconds: Self::DEFAULT_SCALE_DOWN_DELAY_SECONDS,
+            stable_window_seconds: Self::DEFAULT_STABLE_WINDOW_SECONDS,
+            panic_window_seconds: Self::DEFAULT_PANIC_WINDOW_SECONDS,
         }
     }
 }

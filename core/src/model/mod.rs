@@ -9,6 +9,7 @@ pub mod condition;
 pub mod event;
 pub mod inference;
 pub mod inventory;
+pub mod load;
 pub mod meta;
 pub mod node;
 pub mod placement;
@@ -35,6 +36,7 @@ pub use inference::{
     ScalingMetric,
 };
 pub use inventory::{AcceleratorDevice, CpuInfo, Inventory, MigMode, NumaNode};
+pub use load::{GatewayLoad, ServiceLoad, Signals};
 pub use meta::{ObjectMeta, ObjectRef, WorkloadRef, DEFAULT_NAMESPACE, MANAGED_BY};
 pub use node::{DeviceUsage, Node, NodeSpec, NodeStatus};
 pub use placement::{Placement, Preference};

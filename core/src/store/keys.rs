@@ -11,6 +11,7 @@
 //! | `events/{namespace}/{id}` | every component |
 //! | `election/{name}` | scheduler replicas |
 //! | `rolebindings/{namespace or _cluster}/{name}` | the API |
+//! | `gateway-load/{identity}` | each scheduler replica's inference gateway, bound to a lease |
 
 use std::str::FromStr;
 
@@ -144,6 +145,11 @@ typed_key!(
     /// `rolebindings/{scope}/{name}`: who may do what; the scope is a namespace, or
     /// [`CLUSTER_SCOPE`] for cluster-wide bindings.
     RoleBindingKey, "rolebindings", scope: String, name: String
+);
+typed_key!(
+    /// `gateway-load/{identity}`: what one scheduler replica's inference gateway measures,
+    /// bound to a lease so a replica that is gone stops counting.
+    GatewayLoadKey, "gateway-load", identity: String
 );
 
 /// Scope segment of cluster-wide role bindings; no namespace can be named so.

@@ -6,7 +6,8 @@ use super::template::template_errors;
 use super::{check_le, check_range, MAX_REPLICAS, MAX_SECONDS};
 use crate::error::{Error, FieldErrors};
 use crate::model::{
-    priority, InferenceServiceSpec, Probe, ProbeAction, TrainingJobSpec, Workload, WorkloadSpec,
+    priority, Autoscaling, InferenceServiceSpec, Probe, ProbeAction, ScalingMetric,
+    TrainingJobSpec, Workload, WorkloadSpec,
 };
 
 /// Every problem of `w`, or `Ok`.
@@ -90,6 +91,31 @@ fn inference_errors(s: &InferenceServiceSpec, errs: &mut FieldErrors) {
             0,
             MAX_SECONDS,
         );
+        let max_window = Autoscaling::MAX_WINDOW_SECONDS;
+        check_range(
+            errs,
+            "spec.autoscaling.stable_window_seconds",
+            a.stable_window_seconds,
+            1,
+            max_window,
+        );
+        check_range(
+            errs,
+            "spec.autoscaling.panic_window_seconds",
+            a.panic_window_seconds,
+            1,
+            a.stable_window_seconds.clamp(1, max_window),
+        );
+        if matches!(
+            a.metric,
+            ScalingMetric::ComputeUtilization | ScalingMetric::DeviceUtilization
+        ) {
+            errs.push(
+                "spec.autoscaling.metric",
+                "compute_utilization and device_utilization are not measured yet: \
+                 scale on concurrency or requests_per_second",
+            );
+        }
     }
     let u = &s.rolling_update;
     if u.max_surge == 0 && u.max_unavailable == 0 {

@@ -160,6 +160,8 @@ fn autoscaling(a: &Autoscaling) -> pb::Autoscaling {
         metric: metric as i32,
         target: a.target,
         scale_down_delay_seconds: a.scale_down_delay_seconds.unwrap_or(0),
+        stable_window_seconds: a.stable_window_seconds.unwrap_or(0),
+        panic_window_seconds: a.panic_window_seconds.unwrap_or(0),
     }
 }
 
@@ -324,6 +326,8 @@ mod tests {
             metric: Some(ScalingMetric::RequestsPerSecond),
             target: 50.0,
             scale_down_delay_seconds: None,
+            stable_window_seconds: Some(30),
+            panic_window_seconds: None,
         });
         let d = desired(&s).expect("valid");
         assert_eq!(

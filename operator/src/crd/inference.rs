@@ -138,16 +138,26 @@ pub struct Autoscaling {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub scale_down_delay_seconds: Option<u32>,
+    /// Seconds the metric is averaged over to decide; unset: 60.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 3600))]
+    pub stable_window_seconds: Option<u32>,
+    /// Seconds a burst is judged over (at twice the target, replicas are added at once);
+    /// unset: 6.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 3600))]
+    pub panic_window_seconds: Option<u32>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum ScalingMetric {
-    /// In-flight requests per replica.
+    /// In-flight requests per replica, measured by the gateway.
     Concurrency,
+    /// Requests per second per replica, measured by the gateway.
     RequestsPerSecond,
-    /// Mean accelerator utilization, percent.
+    /// Mean accelerator utilization, percent (not measured yet: refused).
     DeviceUtilization,
-    /// Compute utilization, percent of the requested compute.
+    /// Compute utilization, percent of the requested compute (not measured yet: refused).
     ComputeUtilization,
 }
 

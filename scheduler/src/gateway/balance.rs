@@ -53,6 +53,17 @@ impl Balancer {
         InFlight(c)
     }
 
+    /// Replicas with requests in flight, and how many.
+    pub fn busy(&self) -> std::collections::BTreeMap<String, u32> {
+        let map = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        map.iter()
+            .filter_map(|(id, c)| {
+                let n = c.load(Ordering::Relaxed);
+                (n > 0).then(|| (id.clone(), u32::try_from(n).unwrap_or(u32::MAX)))
+            })
+            .collect()
+    }
+
     /// Requests in flight on the replica of `allocation`.
     pub fn in_flight(&self, allocation: &str) -> usize {
         let map = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());

@@ -8,6 +8,8 @@
 //! passed on, so cluster credentials never reach a replica.
 
 mod balance;
+mod meter;
+pub mod publish;
 mod route;
 mod upstream;
 
@@ -31,10 +33,11 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::metadata::MetadataMap;
 use tracing::{debug, info, warn};
-use uni_core::model::{Resource, Verb};
+use uni_core::model::{GatewayLoad, Resource, UnixMillis, Verb, WorkloadRef, WorkloadSpec};
 use uni_core::tls::server::{incoming, PeerInfo, ReloadingAcceptor};
 
 pub use balance::Balancer;
+use meter::Meters;
 use route::NoBackend;
 use upstream::{Pool, SendError};
 
@@ -43,6 +46,10 @@ use crate::cache::Cache;
 
 /// How long connections in flight may finish after shutdown begins.
 const DRAIN: Duration = Duration::from_secs(10);
+/// How long a request waits for an autoscaled service's first ready replica (a cold start,
+/// from zero), and how many may wait per service.
+const HOLD_TIMEOUT: Duration = Duration::from_secs(120);
+const HOLD_LIMIT: u32 = 1000;
 
 type Body = BoxBody<Bytes, hyper::Error>;
 
@@ -59,6 +66,7 @@ pub struct Gateway {
     cache: Arc<Cache>,
     auth: Arc<Auth>,
     balancer: Balancer,
+    meters: Meters,
     pool: Pool,
     metrics: GatewayMetrics,
 }
@@ -69,6 +77,7 @@ impl Gateway {
             cache,
             auth,
             balancer: Balancer::default(),
+            meters: Meters::default(),
             pool: Pool::default(),
             metrics,
         })
@@ -77,6 +86,77 @@ impl Gateway {
     /// Requests in flight on the replica of `allocation`, through this gateway.
     pub fn in_flight(&self, allocation: &str) -> usize {
         self.balancer.in_flight(allocation)
+    }
+
+    /// What this gateway measures now, for the autoscaler (undated).
+    pub fn load(&self) -> GatewayLoad {
+        let services = {
+            let st = self.cache.lock();
+            self.meters.loads(|r| {
+                let a = st.workload(r).and_then(|w| match &w.value.spec {
+                    WorkloadSpec::Inference(s) => s.autoscaling.clone(),
+                    WorkloadSpec::Training(_) => None,
+                });
+                let a = a.unwrap_or_default();
+                (a.stable_window_seconds, a.panic_window_seconds)
+            })
+        };
+        GatewayLoad {
+            at: UnixMillis::default(),
+            services,
+            in_flight: self.balancer.busy(),
+        }
+    }
+
+    /// The replicas to try for `service`, holding the request while an autoscaled service
+    /// has none ready (from zero, or all starting) until one is, or [`HOLD_TIMEOUT`].
+    async fn backends(&self, service: &WorkloadRef) -> Result<Vec<route::Backend>, Response<Body>> {
+        let (ns, name) = (&service.namespace, &service.name);
+        let mut held: Option<meter::Waiting> = None;
+        let deadline = tokio::time::Instant::now() + HOLD_TIMEOUT;
+        loop {
+            // Registered before looking, so a change between the look and the wait wakes it.
+            let changed = self.cache.changed();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let (found, holds) = {
+                let st = self.cache.lock();
+                (route::backends(&st, service), route::holds(&st, service))
+            };
+            match found {
+                Ok(b) => return Ok(b),
+                Err(NoBackend::Unknown) => {
+                    let msg = format!("no inference service {ns}/{name}");
+                    return Err(text(StatusCode::NOT_FOUND, &msg));
+                }
+                Err(NoBackend::NoneReady) if holds => {
+                    if held.is_none() {
+                        held = self.meters.wait(service, HOLD_LIMIT);
+                        if held.is_none() {
+                            let msg = format!(
+                                "inference service {ns}/{name} has no ready replica and \
+                                 {HOLD_LIMIT} requests waiting for one"
+                            );
+                            return Err(unavailable(&msg));
+                        }
+                    }
+                    tokio::select! {
+                        _ = changed => {}
+                        _ = tokio::time::sleep_until(deadline) => {
+                            let msg = format!(
+                                "inference service {ns}/{name}: no replica became ready within {}s",
+                                HOLD_TIMEOUT.as_secs()
+                            );
+                            return Err(unavailable(&msg));
+                        }
+                    }
+                }
+                Err(NoBackend::NoneReady) => {
+                    let msg = format!("inference service {ns}/{name} has no ready replica");
+                    return Err(unavailable(&msg));
+                }
+            }
+        }
     }
 
     async fn handle(&self, mut req: Request<Incoming>, peer: &PeerInfo) -> Response<Body> {
@@ -91,25 +171,15 @@ impl Gateway {
         if let Err((code, msg)) = self.authorize(req.headers(), peer, &ns).await {
             return self.count(&ns, &name, text(code, &msg));
         }
-        let found = route::backends(&self.cache.lock(), &route.service);
-        let backends = match found {
+        let backends = match self.backends(&route.service).await {
             Ok(b) => self.balancer.order(b),
-            Err(NoBackend::Unknown) => {
-                let msg = format!("no inference service {ns}/{name}");
-                return self.count(&ns, &name, text(StatusCode::NOT_FOUND, &msg));
-            }
-            Err(NoBackend::NoneReady) => {
-                let msg = format!("inference service {ns}/{name} has no ready replica");
-                let mut resp = text(StatusCode::SERVICE_UNAVAILABLE, &msg);
-                resp.headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-                return self.count(&ns, &name, resp);
-            }
+            Err(resp) => return self.count(&ns, &name, resp),
         };
         let prefix = format!("/{ns}/{name}");
         prepare(&mut req, &route.rest, &prefix, peer);
         let gauge = self.metrics.in_flight.with_label_values(&[&ns, &name]);
         gauge.inc();
+        let metered = self.meters.start(&route.service);
         // Counted in on the first choice: a connect retry moves the count below.
         let mut held = self.balancer.start(&backends[0]);
         let sent = self.pool.send(&backends, req.map(BodyExt::boxed)).await;
@@ -119,7 +189,7 @@ impl Gateway {
                     held = self.balancer.start(&backends[i]);
                 }
                 strip_hop_by_hop(resp.headers_mut());
-                let guard = (held, GaugeGuard(gauge));
+                let guard = (held, metered, GaugeGuard(gauge));
                 // The counts hold until the body has streamed out (or the client went away).
                 resp.map(move |b| {
                     b.map_frame(move |f| {
@@ -257,6 +327,14 @@ fn prepare(req: &mut Request<Incoming>, rest: &str, prefix: &str, peer: &PeerInf
             h.insert("x-forwarded-for", v);
         }
     }
+}
+
+/// `503` with `Retry-After`.
+fn unavailable(msg: &str) -> Response<Body> {
+    let mut resp = text(StatusCode::SERVICE_UNAVAILABLE, msg);
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    resp
 }
 
 fn text(code: StatusCode, msg: &str) -> Response<Body> {

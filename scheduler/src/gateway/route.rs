@@ -58,9 +58,18 @@ pub enum NoBackend {
     NoneReady,
 }
 
+/// Whether requests for `service` wait for a replica when none is ready: it scales itself
+/// (from zero, or up), so one is coming.
+pub fn holds(st: &State, service: &WorkloadRef) -> bool {
+    st.workload(service).is_some_and(|w| match &w.value.spec {
+        WorkloadSpec::Inference(s) => s.autoscaling.is_some() && s.replicas.max > 0,
+        WorkloadSpec::Training(_) => false,
+    })
+}
+
 /// The replicas of `service` that pass readiness and are not being stopped: a replica told
-/// to stop (preemption, a resize, draining) takes no new requests while it finishes the ones
-/// it has.
+/// to stop (preemption, a resize) or draining (scaled down) takes no new requests while it
+/// finishes the ones it has.
 pub fn backends(st: &State, service: &WorkloadRef) -> Result<Vec<Backend>, NoBackend> {
     let w = st.workload(service).ok_or(NoBackend::Unknown)?;
     if !matches!(w.value.spec, WorkloadSpec::Inference(_)) || w.value.meta.deleted.is_some() {
@@ -69,7 +78,7 @@ pub fn backends(st: &State, service: &WorkloadRef) -> Result<Vec<Backend>, NoBac
     let out: Vec<Backend> = st
         .allocations_of(service)
         .into_iter()
-        .filter(|a| a.notice.is_none())
+        .filter(|a| a.notice.is_none() && a.draining.is_none())
         .filter_map(|a| {
             let node = st.node(&a.node)?;
             let view =

@@ -2,8 +2,10 @@
 //! the cache changes or a timer (backoff, node grace) comes due.
 
 mod admission;
+mod autoscale;
 mod backoff;
 mod commit;
+mod drain;
 mod elastic;
 mod events;
 mod expiry;
@@ -30,6 +32,11 @@ pub use admission::tree as admission_tree;
 pub use commit::{allocation_key, Committed, Committer};
 pub use pass::Plan;
 pub use plan::{PlanConfig, Planner, Preemption, QueueOrder};
+
+/// How often gateways publish their load.
+fn publish_tick() -> Duration {
+    crate::gateway::publish::TICK
+}
 
 /// How often the cluster gauges are recomputed.
 const GAUGE_PERIOD: Duration = Duration::from_secs(1);

@@ -173,7 +173,8 @@ impl Pass<'_> {
         }
     }
 
-    /// Writes a workload's status if `change` alters it, compared on the revision read.
+    /// Writes a workload (its status, or the autoscaler's replica count) if `change` alters
+    /// it, compared on the revision read; changes to one workload in a pass make one write.
     pub fn update_status(
         &mut self,
         st: &State,
@@ -187,7 +188,7 @@ impl Pass<'_> {
         let base = pending.map_or(&stored.value, |(_, w)| w);
         let mut w = base.clone();
         change(&mut w, self.now);
-        if w.status == base.status {
+        if w == *base {
             return;
         }
         let key = match WorkloadKey::new(r.namespace.clone(), r.name.clone()) {

@@ -12,13 +12,14 @@ use uni_core::store::{KvStore, LeaseId};
 use uni_placement::learn::MixLearner;
 use uni_placement::Policy;
 
+use super::autoscale::Autoscaler;
 use super::backoff::Backoffs;
 use super::elastic::Growth;
 use super::events::EventLog;
 use super::expiry::Expiries;
 use super::order::Order;
 use super::pass::{Pass, Plan};
-use super::{lifecycle, stopping, workload};
+use super::{drain, lifecycle, stopping, workload};
 use crate::cache::State;
 use crate::metrics::Metrics;
 
@@ -104,6 +105,8 @@ pub struct Planner {
     starving: BTreeMap<String, (WorkloadRef, UnixMillis)>,
     /// Elastic jobs that could grow, and since when.
     growth: Growth,
+    /// What the autoscaler remembers of each service.
+    autoscaler: Autoscaler,
 }
 
 impl Planner {
@@ -120,6 +123,7 @@ impl Planner {
             event_lease: None,
             starving: BTreeMap::new(),
             growth: Growth::default(),
+            autoscaler: Autoscaler::default(),
         }
     }
 
@@ -194,6 +198,7 @@ impl Planner {
         pass.expiries.release_due(now, st.dirty_mut());
 
         let stop_wake = stopping::run(&mut pass, st);
+        let drain_wake = drain::run(&mut pass, st);
         let dirty = st.take_dirty();
         let mut order = Order::new(st, dirty);
         while let Some(r) = order.next(st, capacity, self.config.queue_order) {
@@ -204,6 +209,7 @@ impl Planner {
         }
         // Out of budget: the rest waits for the next pass.
         st.requeue(order.rest());
+        let scale_wake = self.autoscaler.run(&mut pass, st, now);
         let idle = st.dirty_len() == 0 && pass.backoffs.is_empty();
         let grow_wake = self
             .config
@@ -212,13 +218,17 @@ impl Planner {
 
         let depth = st.dirty_len() + pass.backoffs.len();
         pass.metrics.queue_depth.set(depth as i64);
-        let stop_wake = stop_wake.map(|at| now + Duration::from_millis(at.millis_since(wall)));
+        let at_wall = |at: UnixMillis| now + Duration::from_millis(at.millis_since(wall));
+        let stop_wake = stop_wake.map(at_wall);
+        let drain_wake = drain_wake.map(at_wall);
         let wake = [
             node_wake,
             pass.backoffs.next_due(),
             pass.expiries.next_due(),
             stop_wake,
+            drain_wake,
             grow_wake,
+            scale_wake,
         ]
         .into_iter()
         .flatten()

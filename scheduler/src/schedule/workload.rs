@@ -18,7 +18,7 @@ use uni_placement::{place, Decision, Unschedulable};
 use super::expiry::Expiries;
 use super::pass::Pass;
 use super::status::{object_ref, set_schedulable};
-use super::{admission, preempt};
+use super::{admission, drain, preempt};
 use crate::cache::State;
 
 /// Why a workload (or part of it) could not be placed.
@@ -232,15 +232,24 @@ fn inference(
     now: Instant,
 ) {
     let mut have = BTreeSet::new();
-    let current: Vec<(u32, String)> = st
-        .allocations_of(r)
-        .iter()
-        .map(|a| (a.replica, a.id.clone()))
-        .collect();
-    for (replica, id) in current {
-        // Scaled down, or a duplicate of a replica already running: remove it.
-        if replica >= desired || !have.insert(replica) {
-            delete(pass, st, &id);
+    let current: Vec<Allocation> = st.allocations_of(r).into_iter().cloned().collect();
+    for a in current {
+        if a.replica >= desired {
+            // Scaled down: a serving replica drains first, one that serves nothing goes now.
+            if a.draining.is_some() {
+                continue;
+            }
+            if a.notice.is_none() && drain::serving(st, &a) {
+                drain::mark(pass, st, &a, Some(pass.now));
+            } else {
+                delete(pass, st, &a.id);
+            }
+        } else if !have.insert(a.replica) {
+            // A duplicate of a replica already running.
+            delete(pass, st, &a.id);
+        } else if a.draining.is_some() {
+            // Wanted again before it stopped.
+            drain::mark(pass, st, &a, None);
         }
     }
     let req = ReplicaRequest::from_workload(w);
@@ -467,6 +476,7 @@ fn new_allocation(
         queue: w.spec.queue().to_string(),
         env: Vec::new(),
         notice: None,
+        draining: None,
     }
 }
 

@@ -152,8 +152,15 @@ pub fn workload(yaml: &str) -> Workload {
     serde_yaml::from_str(yaml).expect("workload yaml")
 }
 
-/// A service of `replicas` replicas running `command` with `resources` (YAML flow mappings).
-fn service(name: &str, replicas: u32, command: &str, resources: &str) -> Workload {
+/// A service running `command` with `resources` (YAML flow mappings), `(min, max, desired)`
+/// replicas and `extra` spec lines (indented for `inference:`).
+fn service_with(
+    name: &str,
+    command: &str,
+    resources: &str,
+    (min, max, desired): (u32, u32, u32),
+    extra: &str,
+) -> Workload {
     workload(&format!(
         r#"
 meta: {{name: {name}, namespace: default}}
@@ -162,9 +169,28 @@ spec:
     template:
       command: {command}
       resources: {resources}
-    replicas: {{min: 1, max: {replicas}, desired: {replicas}}}
-"#
+    replicas: {{min: {min}, max: {max}, desired: {desired}}}
+{extra}"#
     ))
+}
+
+/// A service of `replicas` replicas running `command` with `resources`.
+fn service(name: &str, replicas: u32, command: &str, resources: &str) -> Workload {
+    service_with(name, command, resources, (1, replicas, replicas), "")
+}
+
+/// A small HTTP service running `argv`, ready once `/healthz` answers, with `replicas`
+/// `(min, max, desired)` and `extra` spec lines.
+pub fn http_service(name: &str, argv: &[&str], replicas: (u32, u32, u32), extra: &str) -> Workload {
+    let command = serde_json::to_string(argv).expect("command");
+    let probe = "    readiness_probe: {action: {http_get: {path: /healthz}}, period_seconds: 1}\n";
+    service_with(
+        name,
+        &command,
+        "{compute: 100m, memory: 64Mi}",
+        replicas,
+        &format!("{probe}{extra}"),
+    )
 }
 
 pub fn inference(name: &str, replicas: u32, compute: &str) -> Workload {

@@ -43,6 +43,13 @@ impl State {
                 }
             }
         }
+        if let Some(since) = alloc.draining {
+            if add {
+                self.draining.insert(alloc.id.clone(), since);
+            } else {
+                self.draining.remove(&alloc.id);
+            }
+        }
         let usage = self.queue_usage.entry(alloc.queue.clone()).or_default();
         if add {
             self.mix.add_allocation(alloc);

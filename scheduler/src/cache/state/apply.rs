@@ -1,6 +1,6 @@
 //! Applying what the store says: one watch event or listed key at a time.
 
-use uni_core::model::{Allocation, Node, Queue, ReplicaStatus, Workload, WorkloadRef};
+use uni_core::model::{Allocation, GatewayLoad, Node, Queue, ReplicaStatus, Workload, WorkloadRef};
 use uni_core::store::keys::{self, AllocationKey, TypedKey};
 use uni_core::store::{codec, EventKind, KeyValue, WatchEvent};
 use uni_core::Result;
@@ -15,6 +15,7 @@ enum Key {
     Queue(String),
     Allocation(String),
     Status(WorkloadRef, u32),
+    Load(String),
     Other,
 }
 
@@ -42,6 +43,7 @@ fn classify(key: &str) -> Key {
                 k.replica,
             )
         }),
+        "gateway-load" => keys::GatewayLoadKey::parse(key).map(|k| Key::Load(k.identity)),
         _ => Ok(Key::Other),
     }
     .unwrap_or(Key::Other)
@@ -127,6 +129,17 @@ impl State {
                     self.statuses.remove(&(r.clone(), replica));
                 }
                 self.dirty.insert(r);
+            }
+            Key::Load(identity) => {
+                if put {
+                    let load: GatewayLoad = codec::decode(&kv.key, &kv.value)?;
+                    if load.services.iter().any(|s| s.waiting > 0) {
+                        self.activation = true;
+                    }
+                    self.loads.insert(identity, load);
+                } else {
+                    self.loads.remove(&identity);
+                }
             }
             Key::Other => {}
         }

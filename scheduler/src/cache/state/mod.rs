@@ -8,7 +8,7 @@ use std::sync::Arc;
 use uni_core::catalog::Catalog;
 use uni_core::model::WorkloadRef;
 use uni_core::model::{
-    Allocation, Node, Queue, ReplicaStatus, ResourceAmounts, UnixMillis, Workload,
+    Allocation, GatewayLoad, Node, Queue, ReplicaStatus, ResourceAmounts, UnixMillis, Workload,
 };
 use uni_core::store::Revision;
 use uni_placement::mix::counts::ShapeCounts;
@@ -50,6 +50,12 @@ pub struct State {
     stopping: BTreeMap<String, UnixMillis>,
     /// How many stopping allocations make room for each workload (`namespace/name`).
     stopping_for: HashMap<String, u32>,
+    /// Inference replicas draining before they stop, since when.
+    draining: BTreeMap<String, UnixMillis>,
+    /// Each scheduler replica's gateway measurements, by identity.
+    loads: BTreeMap<String, GatewayLoad>,
+    /// A gateway holds requests for a service with no ready replica: scale it up at once.
+    activation: bool,
     /// Nodes that are NotReady or draining: the only ones node lifecycle needs to look at.
     troubled_nodes: BTreeSet<String>,
     statuses: BTreeMap<(WorkloadRef, u32), ReplicaStatus>,
@@ -88,6 +94,9 @@ impl State {
             queue_usage: HashMap::new(),
             stopping: BTreeMap::new(),
             stopping_for: HashMap::new(),
+            draining: BTreeMap::new(),
+            loads: BTreeMap::new(),
+            activation: false,
             statuses: BTreeMap::new(),
             snapshot: tracking_snapshot(),
             mix: ShapeCounts::default(),
@@ -180,6 +189,21 @@ impl State {
     /// Allocations told to stop, with their deadlines.
     pub fn stopping(&self) -> &BTreeMap<String, UnixMillis> {
         &self.stopping
+    }
+
+    /// Inference replicas draining, since when.
+    pub fn draining(&self) -> &BTreeMap<String, UnixMillis> {
+        &self.draining
+    }
+
+    /// The gateways' measurements, by scheduler replica.
+    pub fn loads(&self) -> &BTreeMap<String, GatewayLoad> {
+        &self.loads
+    }
+
+    /// Whether a gateway began holding requests since the last call.
+    pub fn take_activation(&mut self) -> bool {
+        std::mem::take(&mut self.activation)
     }
 
     /// Whether allocations are stopping to make room for `workload` (`namespace/name`).
