@@ -77,6 +77,9 @@ enum Command {
         #[arg(long)]
         max: Option<u32>,
     },
+    /// An inference service's rolling updates: `rollout status|history|undo workload/NAME`.
+    #[command(subcommand)]
+    Rollout(commands::rollout::RolloutCommand),
     /// Mark a node unschedulable.
     Cordon { node: String },
     /// Mark a node schedulable again.
@@ -159,6 +162,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             min,
             max,
         } => commands::scale::run(&ctx, &target, replicas, min, max).await,
+        Command::Rollout(cmd) => commands::rollout::run(&ctx, cmd).await,
         Command::Cordon { node } => commands::nodes::cordon(&ctx, &node, true).await,
         Command::Uncordon { node } => commands::nodes::cordon(&ctx, &node, false).await,
         Command::Drain { node } => commands::nodes::drain(&ctx, &node).await,

@@ -235,6 +235,48 @@ async fn exercise(c: Cluster) {
         out.stdout
     );
 
+    // A new command is a new revision; history lists both and undo goes back.
+    let v2 = c.write(
+        "web-v2.yaml",
+        &WEB.replace("http.server]", "http.server, '8081']"),
+    );
+    let out = c.unictl(&["apply", "-f", &v2]).await;
+    assert!(out.ok, "{}", out.stderr);
+    let mut history = String::new();
+    for _ in 0..100 {
+        history = c.unictl(&["rollout", "history", "web"]).await.stdout;
+        if history.contains("2 (current)") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(history.starts_with("REVISION"), "{history}");
+    assert!(
+        history.contains("2 (current)") && history.contains("8081"),
+        "{history}"
+    );
+    let out = c.unictl(&["rollout", "undo", "web"]).await;
+    assert_eq!(
+        out.stdout, "inferenceservice/web rolled back\n",
+        "{}",
+        out.stderr
+    );
+    let out = c.unictl(&["rollout", "status", "web", "--no-wait"]).await;
+    assert!(
+        out.ok && out.stdout.contains("\"web\""),
+        "{} {}",
+        out.stdout,
+        out.stderr
+    );
+    let out = c
+        .unictl(&["rollout", "undo", "web", "--to-revision", "7"])
+        .await;
+    assert!(
+        !out.ok && out.stderr.contains("to_revision"),
+        "{}",
+        out.stderr
+    );
+
     // A queue too small for its workload: describe says why the workload waits.
     let tight = c.write("tight.yaml", TIGHT);
     let out = c.unictl(&["apply", "-f", &tight]).await;

@@ -94,6 +94,8 @@ fn status() -> WorkloadStatus {
             compute_milli: 1500,
             memory_bytes: 64 << 30,
             generation: 3,
+            revision: 2,
+            draining: true,
             phase: ReplicaPhase::OomKilled,
             exit_code: Some(137),
             signal: Some(9),
@@ -108,6 +110,18 @@ fn status() -> WorkloadStatus {
         completed: None,
         cost_per_hour: 4.25,
         endpoint: "https://gw:7080/ml/llm/".into(),
+        revision: 2,
+        updated_replicas: 1,
+        updated_ready_replicas: 1,
+        rollout: "rolling to revision 2: 1 of 2 updated, 1 ready".into(),
+        // Templates stay where the workload is stored: the wire carries the summary.
+        revisions: vec![TemplateRevision {
+            revision: 2,
+            hash: "00ff00ff00ff00ff".into(),
+            created: UnixMillis(9),
+            template: None,
+            summary: "serve --model b".into(),
+        }],
     }
 }
 

@@ -138,6 +138,13 @@ async fn apply_scale_edit_delete_and_recreate() {
     let job = wait_ready(&jobs, "finetune", 2).await;
     assert_eq!(chat.phase.as_deref(), Some("Ready"));
     assert_eq!(job.phase.as_deref(), Some("Running"));
+    // The service's endpoint under Universal's gateway; a job has none.
+    let endpoint = chat.endpoint.clone().unwrap_or_default();
+    assert!(
+        endpoint.starts_with("https://127.0.0.1:") && endpoint.ends_with(&format!("/{NS}/chat/")),
+        "{endpoint}"
+    );
+    assert_eq!(job.endpoint, None);
     // Two workers with 40Gi of NVLink-joined accelerator memory only fit the GPU node.
     assert!(
         job.placements.iter().all(|p| p.node == "sim-gpu-a"),
@@ -242,8 +249,16 @@ async fn apply_scale_edit_delete_and_recreate() {
         }
     })
     .await;
-    let job = wait_ready(&jobs, "finetune", 2).await;
-    assert_ne!(job.universal_uid.as_deref(), Some(old_uid.as_str()));
+    // The status may still describe the old incarnation for a moment.
+    eventually("finetune's status to name its new incarnation", || async {
+        let job = wait_ready(&jobs, "finetune", 2).await;
+        if job.universal_uid.as_deref() == Some(old_uid.as_str()) {
+            Err("old incarnation".to_string())
+        } else {
+            Ok(())
+        }
+    })
+    .await;
 
     // Events tell the story.
     let events: Api<Event> = Api::namespaced(cluster.client.clone(), NS);

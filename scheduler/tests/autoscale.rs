@@ -5,21 +5,17 @@
 mod harness;
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use bytes::Bytes;
-use http::{Request, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::TokioExecutor;
-use uni_core::model::{Event, ReplicaPhase, ReplicaStatus, Workload, WorkloadSpec};
-use uni_core::store::keys::{EventKey, StatusKey, TypedKey, WorkloadKey};
+use http::StatusCode;
+use uni_core::model::{Event, Workload, WorkloadSpec};
+use uni_core::store::keys::{EventKey, TypedKey, WorkloadKey};
 use uni_core::store::{codec, KvStore};
-use uni_core::testing::EtcdServer;
 
-use harness::agent::AgentProcess;
-use harness::{create, http_service, wait_allocations, wait_for, Scheduler, WAIT};
+use harness::{
+    create, http_get, http_service, real_cluster, wait_allocations, wait_for, wait_ready, Http,
+    Load, PY_SERVE,
+};
 
 /// Answers `/work` after 200 ms with its replica index.
 const SERVER: &str = r#"
@@ -36,10 +32,6 @@ class H(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(b)))
         self.end_headers()
         self.wfile.write(b)
-class S(ThreadingHTTPServer):
-    request_queue_size = 128
-    daemon_threads = True
-S(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
 "#;
 
 fn service(name: &str, min: u32, max: u32, desired: u32) -> Workload {
@@ -52,7 +44,7 @@ fn service(name: &str, min: u32, max: u32, desired: u32) -> Workload {
 ";
     http_service(
         name,
-        &["python3", "-c", SERVER],
+        &["python3", "-c", &format!("{SERVER}{PY_SERVE}")],
         (min, max, desired),
         scaling,
     )
@@ -81,24 +73,6 @@ async fn desired_becomes(store: &Arc<dyn KvStore>, name: &str, n: u32) {
     .await;
 }
 
-/// Waits until `n` replicas of `name` are Ready.
-async fn ready(store: &Arc<dyn KvStore>, name: &str, n: usize) {
-    let prefix = StatusKey::workload_prefix("default", name);
-    wait_for(
-        store,
-        &prefix,
-        &format!("{n} ready replicas of {name}"),
-        |kvs| {
-            kvs.iter()
-                .filter_map(|kv| codec::decode::<ReplicaStatus>(&kv.key, &kv.value).ok())
-                .filter(|s| s.phase == ReplicaPhase::Ready)
-                .count()
-                >= n
-        },
-    )
-    .await;
-}
-
 /// The `Scaled` event of `name`, once it says `what`.
 async fn scaled_event(store: &Arc<dyn KvStore>, name: &str, what: &str) -> String {
     let prefix = EventKey::namespace_prefix("default");
@@ -122,76 +96,19 @@ async fn scaled_event(store: &Arc<dyn KvStore>, name: &str, what: &str) -> Strin
         .unwrap_or_default()
 }
 
-async fn get(client: &Client<HttpConnector, Full<Bytes>>, url: &str) -> (StatusCode, String) {
-    let req = Request::get(url).body(Full::default()).expect("request");
-    match tokio::time::timeout(WAIT, client.request(req)).await {
-        Ok(Ok(resp)) => {
-            let code = resp.status();
-            let body = resp.into_body().collect().await.map(|b| b.to_bytes());
-            let body = body.map_or_else(|e| e.to_string(), |b| String::from_utf8_lossy(&b).into());
-            (code, body)
-        }
-        Ok(Err(e)) => (StatusCode::BAD_GATEWAY, e.to_string()),
-        Err(_) => (StatusCode::GATEWAY_TIMEOUT, "no answer in time".into()),
-    }
-}
-
-/// Replicas of both tests would take the same host ports (each cluster's node numbers them
-/// from 30000): one test at a time.
-static HOST_PORTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-struct Cluster {
-    _ports: tokio::sync::MutexGuard<'static, ()>,
-    _etcd: EtcdServer,
-    _agent: AgentProcess,
-    _data: tempfile::TempDir,
-    store: Arc<dyn KvStore>,
-    s: Scheduler,
-}
-
-async fn cluster() -> Cluster {
-    let ports = HOST_PORTS.lock().await;
-    let etcd = EtcdServer::start().await.expect("etcd");
-    let store: Arc<dyn KvStore> = Arc::new(etcd.store().await.expect("store"));
-    let s = Scheduler::start(&etcd.endpoint(), "autoscale").await;
-    let data = tempfile::tempdir().expect("tempdir");
-    let agent = AgentProcess::start(&etcd.endpoint(), data.path(), "as-node", "as=real");
-    Cluster {
-        _ports: ports,
-        _etcd: etcd,
-        _agent: agent,
-        _data: data,
-        store,
-        s,
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_scales_up_at_once_spreads_and_scales_back_after_the_delay() {
-    let c = cluster().await;
+    let c = real_cluster("as-node").await;
     let (store, s) = (&c.store, &c.s);
     create(s, &service("burst", 1, 4, 1)).await;
-    let client: Client<HttpConnector, Full<Bytes>> =
-        Client::builder(TokioExecutor::new()).build_http();
+    let client = Http::new();
     let url = format!("{}/default/burst/work", s.gateway);
-    ready(store, "burst", 1).await;
-    let (code, body) = get(&client, &url).await;
+    wait_ready(store, "burst", 1).await;
+    let (code, body) = http_get(&client, &url).await;
     assert_eq!(code, StatusCode::OK, "{body}");
 
     // Eight clients, each with one request outstanding at a time.
-    let stop = Arc::new(AtomicBool::new(false));
-    let clients: Vec<_> = (0..8)
-        .map(|_| {
-            let (client, url, stop) = (client.clone(), url.clone(), stop.clone());
-            tokio::spawn(async move {
-                let mut answers = Vec::new();
-                while !stop.load(Ordering::Relaxed) {
-                    answers.push(get(&client, &url).await);
-                }
-                answers
-            })
-        })
-        .collect();
+    let load = Load::start(&client, &url, 8);
     desired_becomes(store, "burst", 4).await;
     let message = scaled_event(store, "burst", "-> 4").await;
     assert!(
@@ -199,21 +116,18 @@ async fn a_burst_scales_up_at_once_spreads_and_scales_back_after_the_delay() {
         "scaled up in panic mode: {message}"
     );
     // The new replicas take load as they become ready.
-    ready(store, "burst", 4).await;
+    wait_ready(store, "burst", 4).await;
     let mut recent = BTreeSet::new();
     for _ in 0..16 {
-        let (code, body) = get(&client, &url).await;
+        let (code, body) = http_get(&client, &url).await;
         assert_eq!(code, StatusCode::OK, "{body}");
         recent.insert(body);
     }
-    stop.store(true, Ordering::Relaxed);
-    let mut answered = 0;
-    for c in clients {
-        for (code, body) in c.await.expect("client") {
-            assert_eq!(code, StatusCode::OK, "a request under load failed: {body}");
-            answered += 1;
-        }
+    let answers = load.stop().await;
+    for (code, body) in &answers {
+        assert_eq!(*code, StatusCode::OK, "a request under load failed: {body}");
     }
+    let answered = answers.len();
     assert!(
         answered > 8,
         "the clients kept the load up ({answered} answers)"
@@ -245,7 +159,7 @@ async fn a_burst_scales_up_at_once_spreads_and_scales_back_after_the_delay() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_service_goes_to_zero_and_a_request_brings_it_back() {
-    let c = cluster().await;
+    let c = real_cluster("as-node").await;
     let (store, s) = (&c.store, &c.s);
     create(s, &service("cold", 0, 2, 1)).await;
     desired_becomes(store, "cold", 0).await;
@@ -255,13 +169,12 @@ async fn an_idle_service_goes_to_zero_and_a_request_brings_it_back() {
     .await;
 
     // Requests at zero are held, not refused, and every one is answered.
-    let client: Client<HttpConnector, Full<Bytes>> =
-        Client::builder(TokioExecutor::new()).build_http();
+    let client = Http::new();
     let url = format!("{}/default/cold/work", s.gateway);
     let held: Vec<_> = (0..5)
         .map(|_| {
             let (client, url) = (client.clone(), url.clone());
-            tokio::spawn(async move { get(&client, &url).await })
+            tokio::spawn(async move { http_get(&client, &url).await })
         })
         .collect();
     for h in held {

@@ -14,18 +14,6 @@ use uni_core::store::{codec, KvStore, LeaseKeeper, RangeOptions};
 use uni_core::testing::EtcdServer;
 use uni_proto::v1 as pb;
 
-async fn get(s: &Scheduler, name: &str) -> pb::Workload {
-    s.client()
-        .await
-        .get_workload(pb::GetWorkloadRequest {
-            namespace: "default".into(),
-            name: name.into(),
-        })
-        .await
-        .expect("get workload")
-        .into_inner()
-}
-
 /// Waits until the stored workload `name` carries the Unschedulable reason.
 async fn wait_unschedulable(store: &Arc<dyn KvStore>, name: &str) -> Workload {
     let key = format!("/universal/v1/workloads/default/{name}");
@@ -81,7 +69,7 @@ async fn inference_spreads_and_a_gang_is_placed_whole_or_not_at_all() {
         of(&allocations(&store).await, "big").is_empty(),
         "a gang that cannot fit holds nothing"
     );
-    let api_view = get(&s, "big").await;
+    let api_view = get_workload(&s, "big").await;
     assert_eq!(
         api_view.status.as_ref().map(|s| s.reason.as_str()),
         Some("Unschedulable")
@@ -290,7 +278,7 @@ async fn allocations_of_a_workload_recreated_unseen_are_replaced() {
     register(&store, &node("node-a", 8, 32, 0, "", 0), 0).await;
     let mut s = Scheduler::start(&etcd.endpoint(), "s1").await;
     create(&s, &inference("svc", 1, "1")).await;
-    let uid = get(&s, "svc").await.meta.expect("meta").uid;
+    let uid = get_workload(&s, "svc").await.meta.expect("meta").uid;
     let old = wait_allocations(&store, "placed", |a| of(a, "svc").len() == 1).await;
     assert_eq!(old[0].workload_uid, uid);
     s.kill().await;
@@ -368,7 +356,7 @@ spec:
         },
     )
     .await;
-    let kept = get(&s, "kept").await;
+    let kept = get_workload(&s, "kept").await;
     assert_eq!(
         kept.status.map(|s| s.phase),
         Some(pb::WorkloadPhase::Succeeded as i32)

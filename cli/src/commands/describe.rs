@@ -213,12 +213,23 @@ pub fn workload(w: &Workload, events: &[Event], now: i64) -> String {
     if matches!(w.spec, uni_core::model::WorkloadSpec::Training(_)) {
         let _ = writeln!(o, "Restarts:     {}", s.restarts);
     }
+    let inference = matches!(w.spec, uni_core::model::WorkloadSpec::Inference(_));
+    if inference && s.revision > 0 {
+        let _ = writeln!(
+            o,
+            "Revision:     {} ({} updated, {} ready)",
+            s.revision, s.updated_replicas, s.updated_ready_replicas
+        );
+    }
+    if !s.rollout.is_empty() {
+        let _ = writeln!(o, "Rollout:      {}", s.rollout);
+    }
     let _ = writeln!(o, "Placement:");
     if s.replicas.is_empty() {
         let _ = writeln!(o, "  <none>");
     } else {
         let mut table = Table::new(vec![
-            "REPLICA", "NODE", "PORT", "DEVICES", "PHASE", "RESTARTS",
+            "REPLICA", "NODE", "PORT", "DEVICES", "PHASE", "RESTARTS", "REVISION",
         ]);
         for v in &s.replicas {
             let devices: Vec<String> = v
@@ -241,8 +252,17 @@ pub fn workload(w: &Workload, events: &[Event], now: i64) -> String {
                 } else {
                     devices.join(",")
                 },
-                format!("{:?}", v.phase),
+                if v.draining {
+                    format!("{:?},Draining", v.phase)
+                } else {
+                    format!("{:?}", v.phase)
+                },
                 v.restarts.to_string(),
+                if v.revision == 0 {
+                    "-".into()
+                } else {
+                    v.revision.to_string()
+                },
             ]);
         }
         for line in table.render().lines() {

@@ -9,6 +9,7 @@ pub mod events;
 pub mod get;
 pub mod logs;
 pub mod nodes;
+pub mod rollout;
 pub mod scale;
 pub mod version;
 

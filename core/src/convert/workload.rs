@@ -8,8 +8,8 @@ use super::common::{
 use super::{enum_value, join, list, opt, port, root_conversions, FromProto};
 use crate::error::{Error, FieldErrors};
 use crate::model::{
-    DeviceBinding, ReplicaPhase, ReplicaView, Workload, WorkloadKind, WorkloadPhase, WorkloadSpec,
-    WorkloadStatus, DEFAULT_NAMESPACE,
+    DeviceBinding, ReplicaPhase, ReplicaView, TemplateRevision, Workload, WorkloadKind,
+    WorkloadPhase, WorkloadSpec, WorkloadStatus, DEFAULT_NAMESPACE,
 };
 
 impl From<&Workload> for pb::Workload {
@@ -170,6 +170,8 @@ impl From<&ReplicaView> for pb::ReplicaStatus {
             message: r.message.clone(),
             updated_time: timestamp_to_proto(r.updated),
             generation: r.generation,
+            revision: r.revision,
+            draining: r.draining,
         }
     }
 }
@@ -185,6 +187,8 @@ impl FromProto<pb::ReplicaStatus> for ReplicaView {
             compute_milli: p.compute_milli,
             memory_bytes: p.memory_bytes,
             generation: p.generation,
+            revision: p.revision,
+            draining: p.draining,
             phase: replica_phase(p.phase, path, errs),
             exit_code: p.exit_code,
             signal: p.signal,
@@ -212,6 +216,20 @@ impl From<&WorkloadStatus> for pb::WorkloadStatus {
             completion_time: opt_timestamp_to_proto(s.completed),
             cost_per_hour: s.cost_per_hour,
             endpoint: s.endpoint.clone(),
+            revision: s.revision,
+            updated_replicas: s.updated_replicas,
+            updated_ready_replicas: s.updated_ready_replicas,
+            rollout: s.rollout.clone(),
+            revisions: s
+                .revisions
+                .iter()
+                .map(|r| pb::Revision {
+                    revision: r.revision,
+                    hash: r.hash.clone(),
+                    created_time: timestamp_to_proto(r.created),
+                    summary: r.summary.clone(),
+                })
+                .collect(),
         }
     }
 }
@@ -233,6 +251,21 @@ impl FromProto<pb::WorkloadStatus> for WorkloadStatus {
             completed: opt_timestamp_from_proto(p.completion_time.as_ref()),
             cost_per_hour: p.cost_per_hour,
             endpoint: p.endpoint.clone(),
+            revision: p.revision,
+            updated_replicas: p.updated_replicas,
+            updated_ready_replicas: p.updated_ready_replicas,
+            rollout: p.rollout.clone(),
+            revisions: p
+                .revisions
+                .iter()
+                .map(|r| TemplateRevision {
+                    revision: r.revision,
+                    hash: r.hash.clone(),
+                    created: timestamp_from_proto(r.created_time.as_ref()),
+                    template: None,
+                    summary: r.summary.clone(),
+                })
+                .collect(),
         }
     }
 }

@@ -53,6 +53,10 @@ pub struct Allocation {
     pub workload_uid: String,
     /// Workload generation this allocation was placed for (older during a rolling update).
     pub generation: i64,
+    /// Inference: [`ServiceTemplate::hash`](super::ServiceTemplate::hash) of what the replica
+    /// runs; a rolling update replaces replicas whose hash is not the spec's.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub template_hash: String,
     pub created: UnixMillis,
     /// The workload's queue, whose quota this allocation counts against.
     #[serde(skip_serializing_if = "String::is_empty")]

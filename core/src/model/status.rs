@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::allocation::{Allocation, DeviceBinding};
 use super::condition::Condition;
+use super::revision::TemplateRevision;
 use super::time::UnixMillis;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -85,6 +86,10 @@ pub struct ReplicaView {
     pub compute_milli: u64,
     pub memory_bytes: u64,
     pub generation: i64,
+    /// Inference: the template revision the replica runs (0: not recorded).
+    pub revision: u32,
+    /// Inference: scaled away, finishing what it has before it stops.
+    pub draining: bool,
     pub phase: ReplicaPhase,
     pub exit_code: Option<i32>,
     pub signal: Option<i32>,
@@ -107,6 +112,7 @@ impl ReplicaView {
             compute_milli: alloc.compute_milli,
             memory_bytes: alloc.memory_bytes,
             generation: alloc.generation,
+            draining: alloc.draining.is_some(),
             updated: alloc.created,
             ..Self::default()
         };
@@ -147,6 +153,18 @@ pub struct WorkloadStatus {
     /// Inference: the service's URL under the gateway, e.g. `http://gw:7080/ml/llm/`.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub endpoint: String,
+    /// Inference: the revision of the current template, and how many replicas run it (and
+    /// of those, pass readiness).
+    pub revision: u32,
+    pub updated_replicas: u32,
+    pub updated_ready_replicas: u32,
+    /// Inference: what the rollout is doing or why it waits; empty when none is under way.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub rollout: String,
+    /// Inference: the templates run so far, oldest first (at most
+    /// [`KEPT_REVISIONS`](super::revision::KEPT_REVISIONS)).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub revisions: Vec<TemplateRevision>,
 }
 
 #[cfg(test)]

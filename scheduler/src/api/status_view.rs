@@ -5,7 +5,8 @@
 use uni_core::catalog::Catalog;
 use uni_core::model::WorkloadRef;
 use uni_core::model::{
-    Allocation, Node, ReplicaPhase, ReplicaView, Workload, WorkloadPhase, WorkloadSpec,
+    Allocation, Node, ReplicaPhase, ReplicaView, ServiceTemplate, Workload, WorkloadPhase,
+    WorkloadSpec,
 };
 
 use crate::cache::State;
@@ -17,6 +18,18 @@ pub fn overlay_status(state: &State, w: &mut Workload) {
         name: w.meta.name.clone(),
     };
     let mut cost = 0.0;
+    let current = match &w.spec {
+        WorkloadSpec::Inference(s) => Some(ServiceTemplate::of(s).hash()),
+        WorkloadSpec::Training(_) => None,
+    };
+    let revision_of = |hash: &str| {
+        w.status
+            .revisions
+            .iter()
+            .find(|x| x.hash == hash)
+            .map_or(0, |x| x.revision)
+    };
+    let (mut updated, mut updated_ready) = (0, 0);
     let replicas: Vec<ReplicaView> = state
         .allocations_of(&r)
         .into_iter()
@@ -25,9 +38,29 @@ pub fn overlay_status(state: &State, w: &mut Workload) {
             cost += allocation_cost(state.catalog(), node, alloc);
             let address = node.map_or("", |n| n.status.address.as_str());
             let status = state.status(&r, alloc.replica);
-            ReplicaView::new(alloc, address, status)
+            let mut view = ReplicaView::new(alloc, address, status);
+            if let Some(hash) = &current {
+                let hash_of = if alloc.template_hash.is_empty() {
+                    hash.as_str()
+                } else {
+                    alloc.template_hash.as_str()
+                };
+                view.revision = revision_of(hash_of);
+                if hash_of == hash && !view.draining && alloc.notice.is_none() {
+                    updated += 1;
+                    if view.phase == ReplicaPhase::Ready {
+                        updated_ready += 1;
+                    }
+                }
+            }
+            view
         })
         .collect();
+    if let Some(hash) = &current {
+        w.status.revision = revision_of(hash);
+        w.status.updated_replicas = updated;
+        w.status.updated_ready_replicas = updated_ready;
+    }
     let phase = derive_phase(w, &replicas);
     let ready = replicas.iter().filter(|v| is_ready(&w.spec, v)).count();
     let desired = w.spec.desired_replicas();

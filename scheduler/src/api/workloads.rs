@@ -7,7 +7,10 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 use uni_core::convert::{workload_from_request, workload_kind_filter};
 use uni_core::error::shorten;
-use uni_core::model::{Resource, UnixMillis, Verb, Workload, WorkloadStatus, DEFAULT_NAMESPACE};
+use uni_core::model::{
+    Resource, ServiceTemplate, UnixMillis, Verb, Workload, WorkloadSpec, WorkloadStatus,
+    DEFAULT_NAMESPACE,
+};
 use uni_core::store::keys::{TypedKey, WorkloadKey};
 use uni_core::validate::{validate_workload, validate_workload_update};
 use uni_proto::v1 as pb;
@@ -154,6 +157,57 @@ impl WorkloadApi {
             if w.spec != before {
                 w.meta.generation += 1;
             }
+            Ok(w)
+        })
+        .await?;
+        Ok(self.view(w))
+    }
+
+    /// Puts a recorded template back; the leader rolls the replicas to it. Naming a host
+    /// user or group is checked as for an update, since the revision may be someone else's.
+    async fn rollback(
+        &self,
+        req: pb::RollbackWorkloadRequest,
+        may_host: bool,
+    ) -> Result<pb::Workload> {
+        let (key, what) = workload_key(&req.namespace, &req.name)?;
+        let store = &*self.ctx.store;
+        let to = req.to_revision;
+        let w = object::update(store, &key, &what, 0, false, |mut w: Workload| {
+            let revisions = w.status.revisions.clone();
+            let WorkloadSpec::Inference(s) = &mut w.spec else {
+                return Err(crate::error::Error::from(uni_core::Error::invalid(
+                    "name",
+                    format!("{what} is a training job; only inference services roll back"),
+                )));
+            };
+            let current = ServiceTemplate::of(s).hash();
+            let target = if to == 0 {
+                revisions.iter().rev().find(|x| x.hash != current)
+            } else {
+                revisions.iter().find(|x| x.revision == to)
+            };
+            let known: Vec<String> = revisions.iter().map(|x| x.revision.to_string()).collect();
+            let Some(t) = target.and_then(|x| x.template.clone()) else {
+                return Err(crate::error::Error::from(uni_core::Error::invalid(
+                    "to_revision",
+                    match to {
+                        0 => format!("{what} has no earlier revision"),
+                        n => format!("{what} has no revision {n} (kept: {})", known.join(", ")),
+                    },
+                )));
+            };
+            if !may_host && (t.template.run_as_user.is_some() || t.template.run_as_group.is_some())
+            {
+                return Err(crate::error::Error::from(uni_core::Error::invalid(
+                    "to_revision",
+                    "that revision names the host user or group replicas run as, which needs \
+                     role host-user in the namespace",
+                )));
+            }
+            t.apply_to(s);
+            validate_workload(&w)?;
+            w.meta.generation += 1;
             Ok(w)
         })
         .await?;
@@ -331,6 +385,21 @@ impl WorkloadService for WorkloadApi {
         let call = async { Ok(self.scale(req).await?) };
         let w = caller
             .audited(Verb::Scale, Resource::Workloads, &ns, &name, call)
+            .await?;
+        Ok(Response::new(w))
+    }
+
+    async fn rollback_workload(
+        &self,
+        req: Request<pb::RollbackWorkloadRequest>,
+    ) -> Result<Response<pb::Workload>, Status> {
+        let caller = self.ctx.auth.caller(&req).await?;
+        let req = req.into_inner();
+        let (ns, name) = (or_default(&req.namespace).to_string(), req.name.clone());
+        let may_host = caller.can(Verb::Create, Resource::HostIdentities, &ns);
+        let call = async { Ok(self.rollback(req, may_host).await?) };
+        let w = caller
+            .audited(Verb::Update, Resource::Workloads, &ns, &name, call)
             .await?;
         Ok(Response::new(w))
     }

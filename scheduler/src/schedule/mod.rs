@@ -10,6 +10,7 @@ mod elastic;
 mod events;
 mod expiry;
 mod gauges;
+mod inference;
 mod lifecycle;
 mod order;
 mod pass;

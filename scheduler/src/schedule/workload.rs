@@ -1,8 +1,7 @@
-//! Reconciles one workload: places missing inference replicas one by one (spread), places a
+//! Reconciles one workload: inference services in [`super::inference`]; places a
 //! training job's workers as one gang (all or none, elastic between min and max), removes
 //! what is no longer wanted, and restarts or finishes training jobs from their workers' status.
 
-use std::collections::BTreeSet;
 use std::time::Instant;
 
 use uni_core::model::WorkloadRef;
@@ -13,18 +12,18 @@ use uni_core::model::{
 use uni_core::store::keys::{StatusKey, TypedKey, WorkloadKey};
 use uni_core::store::{Compare, CompareOp, Txn, TxnOp};
 use uni_placement::ReplicaRequest;
-use uni_placement::{place, Decision, Unschedulable};
+use uni_placement::{Decision, Unschedulable};
 
 use super::expiry::Expiries;
 use super::pass::Pass;
 use super::status::{object_ref, set_schedulable};
-use super::{admission, drain, preempt};
+use super::{admission, inference, preempt};
 use crate::cache::State;
 
 /// Why a workload (or part of it) could not be placed.
-struct Failure {
+pub(super) struct Failure {
     /// For people: status message and event.
-    message: String,
+    pub(super) message: String,
     /// For the failures metric: the most common filter reason, or "queue quota".
     reason: String,
 }
@@ -44,7 +43,7 @@ impl From<Unschedulable> for Failure {
 }
 
 impl Failure {
-    fn quota(message: String) -> Self {
+    pub(super) fn quota(message: String) -> Self {
         Self {
             message,
             reason: "queue quota".into(),
@@ -54,7 +53,12 @@ impl Failure {
 
 /// Why `w` may not be placed now although it might fit: capacity is held for a workload of
 /// its queue that waited past the starvation bound and comes before it.
-fn held_for(pass: &Pass<'_>, st: &State, r: &WorkloadRef, w: &Workload) -> Option<Failure> {
+pub(super) fn held_for(
+    pass: &Pass<'_>,
+    st: &State,
+    r: &WorkloadRef,
+    w: &Workload,
+) -> Option<Failure> {
     let (s, _) = pass.starving.get(w.spec.queue()).filter(|(s, _)| s != r)?;
     let sw = &st.workload(s)?.value;
     let before = (-sw.spec.priority(), sw.meta.created.0) < (-w.spec.priority(), w.meta.created.0);
@@ -80,7 +84,7 @@ fn starving(pass: &Pass<'_>, w: &Workload) -> bool {
 /// After `failure`, tries to make room by preemption (unless `w` already waits for victims);
 /// returns the failure to record, which then says what was done.
 #[allow(clippy::too_many_arguments)]
-fn preempt_for(
+pub(super) fn preempt_for(
     pass: &mut Pass<'_>,
     st: &mut State,
     r: &WorkloadRef,
@@ -137,7 +141,7 @@ pub fn reconcile(pass: &mut Pass<'_>, st: &mut State, r: &WorkloadRef, now: Inst
     let w = stored.value.clone();
     remove_stale(pass, st, r, &w);
     match &w.spec {
-        WorkloadSpec::Inference(spec) => inference(pass, st, r, &w, spec.replicas.desired, now),
+        WorkloadSpec::Inference(spec) => inference::reconcile(pass, st, r, &w, spec, now),
         WorkloadSpec::Training(spec) => training(pass, st, r, &w, spec, now),
     }
 }
@@ -210,7 +214,7 @@ fn remove_stale(pass: &mut Pass<'_>, st: &mut State, r: &WorkloadRef, w: &Worklo
     }
 }
 
-fn delete(pass: &mut Pass<'_>, st: &mut State, id: &str) {
+pub(super) fn delete(pass: &mut Pass<'_>, st: &mut State, id: &str) {
     if let Some(alloc) = st.release(id) {
         pass.plan.deletes.push(alloc);
     }
@@ -221,75 +225,6 @@ fn delete_all(pass: &mut Pass<'_>, st: &mut State, r: &WorkloadRef) {
     for id in ids {
         delete(pass, st, &id);
     }
-}
-
-fn inference(
-    pass: &mut Pass<'_>,
-    st: &mut State,
-    r: &WorkloadRef,
-    w: &Workload,
-    desired: u32,
-    now: Instant,
-) {
-    let mut have = BTreeSet::new();
-    let current: Vec<Allocation> = st.allocations_of(r).into_iter().cloned().collect();
-    for a in current {
-        if a.replica >= desired {
-            // Scaled down: a serving replica drains first, one that serves nothing goes now.
-            if a.draining.is_some() {
-                continue;
-            }
-            if a.notice.is_none() && drain::serving(st, &a) {
-                drain::mark(pass, st, &a, Some(pass.now));
-            } else {
-                delete(pass, st, &a.id);
-            }
-        } else if !have.insert(a.replica) {
-            // A duplicate of a replica already running.
-            delete(pass, st, &a.id);
-        } else if a.draining.is_some() {
-            // Wanted again before it stopped.
-            drain::mark(pass, st, &a, None);
-        }
-    }
-    let req = ReplicaRequest::from_workload(w);
-    let mut failed = None;
-    let missing = (0..desired).any(|i| !have.contains(&i));
-    if missing {
-        if let Some(f) = held_for(pass, st, r, w) {
-            return finish(pass, st, r, w, Some(f), now);
-        }
-    }
-    for replica in (0..desired).filter(|i| !have.contains(i)) {
-        if pass.budget == 0 {
-            st.mark_dirty(r.clone());
-            return;
-        }
-        let started = Instant::now();
-        let decision = place(st.snapshot(), &req, pass.policy, pass.mix);
-        pass.metrics
-            .placement_duration
-            .observe(started.elapsed().as_secs_f64());
-        match decision {
-            Ok(d) => {
-                let mut alloc = new_allocation(w, replica, &req, &d, pass.now);
-                if let Some((why, may_help)) =
-                    admission::refusal(pass, st, w, &alloc.amounts(), false)
-                {
-                    let f = Failure::quota(why);
-                    failed = Some(preempt_for(pass, st, r, w, &req, 1, f, may_help));
-                    break;
-                }
-                alloc.port = free_port(st, &alloc.node);
-                commit(pass, st, alloc, w);
-            }
-            Err(u) => {
-                failed = Some(preempt_for(pass, st, r, w, &req, 1, u.into(), true));
-                break;
-            }
-        }
-    }
-    finish(pass, st, r, w, failed, now);
 }
 
 fn training(
@@ -446,7 +381,7 @@ fn check_running_job(
     st.mark_dirty(r.clone());
 }
 
-fn new_allocation(
+pub(super) fn new_allocation(
     w: &Workload,
     replica: u32,
     req: &ReplicaRequest,
@@ -477,11 +412,12 @@ fn new_allocation(
         env: Vec::new(),
         notice: None,
         draining: None,
+        template_hash: String::new(),
     }
 }
 
 /// The lowest host port of [`PORTS`] no allocation on `node` holds.
-fn free_port(st: &State, node: &str) -> u16 {
+pub(super) fn free_port(st: &State, node: &str) -> u16 {
     PORTS
         .clone()
         .find(|&p| !st.port_taken(node, p))
@@ -525,7 +461,7 @@ fn with_rendezvous(st: &mut State, mut members: Vec<Allocation>) -> Vec<Allocati
 }
 
 /// Reserves a placed replica and queues its write.
-fn commit(pass: &mut Pass<'_>, st: &mut State, alloc: Allocation, w: &Workload) {
+pub(super) fn commit(pass: &mut Pass<'_>, st: &mut State, alloc: Allocation, w: &Workload) {
     st.reserve_inflight(alloc.clone());
     pass.budget = pass.budget.saturating_sub(1);
     pass.plan.puts.push((alloc, w.meta.created.0));
@@ -533,7 +469,7 @@ fn commit(pass: &mut Pass<'_>, st: &mut State, alloc: Allocation, w: &Workload) 
 
 /// Records the outcome of an attempt: backoff and an Unschedulable condition and event when
 /// something did not fit, or clears them once everything is placed.
-fn finish(
+pub(super) fn finish(
     pass: &mut Pass<'_>,
     st: &State,
     r: &WorkloadRef,

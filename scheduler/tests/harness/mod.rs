@@ -136,6 +136,166 @@ impl Scheduler {
     }
 }
 
+/// Replicas of tests in one binary would take the same host ports (each cluster's node
+/// numbers them from 30000): one real cluster at a time.
+static HOST_PORTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// etcd, a scheduler and a real agent running replicas on this machine.
+pub struct RealCluster {
+    _ports: tokio::sync::MutexGuard<'static, ()>,
+    _etcd: uni_core::testing::EtcdServer,
+    pub agent: agent::AgentProcess,
+    _data: tempfile::TempDir,
+    pub store: Arc<dyn KvStore>,
+    pub s: Scheduler,
+}
+
+/// Starts a [`RealCluster`] whose agent's node is `node`.
+pub async fn real_cluster(node: &str) -> RealCluster {
+    let ports = HOST_PORTS.lock().await;
+    let etcd = uni_core::testing::EtcdServer::start().await.expect("etcd");
+    let store: Arc<dyn KvStore> = Arc::new(etcd.store().await.expect("store"));
+    let s = Scheduler::start(&etcd.endpoint(), node).await;
+    let data = tempfile::tempdir().expect("tempdir");
+    let agent = agent::AgentProcess::start(&etcd.endpoint(), data.path(), node, "real=true");
+    RealCluster {
+        _ports: ports,
+        _etcd: etcd,
+        agent,
+        _data: data,
+        store,
+        s,
+    }
+}
+
+/// Ends a Python script that defines handler `H`: serves it on `$PORT`, one thread per
+/// request, with a backlog that a burst of clients and the probes do not overflow.
+pub const PY_SERVE: &str = r#"
+class S(ThreadingHTTPServer):
+    request_queue_size = 128
+    daemon_threads = True
+S(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+"#;
+
+/// A plain HTTP/1.1 client for the gateway.
+pub type HttpClient = hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    http_body_util::Full<bytes::Bytes>,
+>;
+
+pub struct Http;
+
+impl Http {
+    #[allow(clippy::new_ret_no_self)]
+    pub fn new() -> HttpClient {
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build_http()
+    }
+}
+
+/// GETs `url`: the status and body, or 502 with the client's error, or 504 after [`WAIT`].
+pub async fn http_get(client: &HttpClient, url: &str) -> (http::StatusCode, String) {
+    use http_body_util::BodyExt;
+    let req = http::Request::get(url)
+        .body(Default::default())
+        .expect("request");
+    match tokio::time::timeout(WAIT, client.request(req)).await {
+        Ok(Ok(resp)) => {
+            let code = resp.status();
+            let body = resp.into_body().collect().await.map(|b| b.to_bytes());
+            let body = body.map_or_else(|e| e.to_string(), |b| String::from_utf8_lossy(&b).into());
+            (code, body)
+        }
+        Ok(Err(e)) => (http::StatusCode::BAD_GATEWAY, e.to_string()),
+        Err(_) => (
+            http::StatusCode::GATEWAY_TIMEOUT,
+            "no answer in time".into(),
+        ),
+    }
+}
+
+/// Polls `f` until it holds, for at most [`WAIT`] (for state only the API shows).
+pub async fn eventually<F, Fut>(what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let run = async {
+        while !f().await {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(WAIT, run)
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"));
+}
+
+/// Waits until at least `n` replicas of `default/name` report Ready.
+pub async fn wait_ready(store: &Arc<dyn KvStore>, name: &str, n: usize) {
+    use uni_core::model::{ReplicaPhase, ReplicaStatus};
+    let prefix = uni_core::store::keys::StatusKey::workload_prefix("default", name);
+    wait_for(
+        store,
+        &prefix,
+        &format!("{n} ready replicas of {name}"),
+        |kvs| {
+            kvs.iter()
+                .filter_map(|kv| codec::decode::<ReplicaStatus>(&kv.key, &kv.value).ok())
+                .filter(|s| s.phase == ReplicaPhase::Ready)
+                .count()
+                >= n
+        },
+    )
+    .await;
+}
+
+/// Clients calling `url` until stopped; returns every answer.
+pub struct Load {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    clients: Vec<tokio::task::JoinHandle<Vec<(http::StatusCode, String)>>>,
+}
+
+impl Load {
+    pub fn start(client: &HttpClient, url: &str, n: usize) -> Self {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let clients = (0..n)
+            .map(|_| {
+                let (client, url, stop) = (client.clone(), url.to_string(), stop.clone());
+                tokio::spawn(async move {
+                    let mut answers = Vec::new();
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        answers.push(http_get(&client, &url).await);
+                    }
+                    answers
+                })
+            })
+            .collect();
+        Self { stop, clients }
+    }
+
+    pub async fn stop(self) -> Vec<(http::StatusCode, String)> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut all = Vec::new();
+        for c in self.clients {
+            all.extend(c.await.expect("client"));
+        }
+        all
+    }
+}
+
+/// `default/name` as the API of `s` shows it.
+pub async fn get_workload(s: &Scheduler, name: &str) -> uni_proto::v1::Workload {
+    s.client()
+        .await
+        .get_workload(uni_proto::v1::GetWorkloadRequest {
+            namespace: "default".into(),
+            name: name.into(),
+        })
+        .await
+        .expect("get workload")
+        .into_inner()
+}
+
 /// Submits `w` through the API of `s`.
 pub async fn create(s: &Scheduler, w: &Workload) {
     s.client()
