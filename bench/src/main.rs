@@ -1,6 +1,7 @@
 //! `uni-bench`: Universal's benchmarks. Each subcommand measures and reports; none asserts.
 
 mod cost;
+mod gateway;
 mod replay;
 mod soak;
 mod store;
@@ -29,6 +30,9 @@ enum Command {
     /// Steady create/finish/delete churn for a set time: store size, scheduler memory and
     /// placement latency at the start and the end.
     Soak(soak::Args),
+    /// The inference gateway against calling a replica directly (throughput, added latency),
+    /// and the wait for a request at zero replicas.
+    Gateway(gateway::Args),
     /// Teams sharing a fleet, replayed in simulated time through the scheduler's own
     /// queueing, admission, preemption and placement, under four policies.
     Tenants(tenants::Args),
@@ -43,5 +47,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Cost(args) => cost::run(args).await,
         Command::Soak(args) => soak::run(args).await,
         Command::Tenants(args) => tenants::run(args).await,
+        Command::Gateway(args) => gateway::run(args).await,
     }
 }

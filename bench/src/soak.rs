@@ -94,7 +94,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     eprintln!("registered {} nodes", args.nodes);
     let compaction = args.compaction_interval_seconds.to_string();
     let event_ttl = args.event_ttl_seconds.to_string();
-    let (scheduler, api) = start_scheduler(
+    let (scheduler, api, _) = start_scheduler(
         &endpoints,
         None,
         &[
@@ -214,7 +214,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 }
 
 /// A one-replica service.
-const SERVICE: &str = r#"
+pub(crate) const SERVICE: &str = r#"
   inference:
     template:
       command: ["serve"]

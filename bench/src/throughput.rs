@@ -180,7 +180,7 @@ async fn measure(args: &Args) -> anyhow::Result<Report> {
             ..Target::default()
         },
         None => {
-            let (child, api) =
+            let (child, api, _) =
                 start_scheduler(&endpoints, args.secure.then_some(pki.path()), &[]).await?;
             scheduler = Some(child);
             api
@@ -322,12 +322,12 @@ pub(crate) async fn register_nodes(
 }
 
 /// Starts `uni-scheduler` on `endpoints` with `extra` flags: with `--insecure`, or secured by
-/// `init` in `pki`.
+/// `init` in `pki`. Returns the process, its API, and its gateway's address.
 pub(crate) async fn start_scheduler(
     endpoints: &[String],
     pki: Option<&Path>,
     extra: &[&str],
-) -> anyhow::Result<(tokio::process::Child, Target)> {
+) -> anyhow::Result<(tokio::process::Child, Target, String)> {
     let exe: PathBuf = std::env::current_exe()?.with_file_name("uni-scheduler");
     if !exe.exists() {
         bail!(
@@ -363,15 +363,21 @@ pub(crate) async fn start_scheduler(
         .spawn()
         .with_context(|| format!("starting {}", exe.display()))?;
     let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
-    let mut addr = None;
+    let (mut addr, mut gateway) = (None, None);
     while let Some(line) = lines.next_line().await? {
         if let Some(a) = line.strip_prefix("api listening on ") {
             addr = Some(a.to_string());
+        }
+        if let Some(a) = line.strip_prefix("gateway listening on ") {
+            gateway = Some(a.to_string());
+        }
+        if addr.is_some() && gateway.is_some() {
             break;
         }
     }
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     let addr = addr.context("scheduler printed no address")?;
+    let gateway = gateway.context("scheduler printed no gateway address")?;
     let target = match pki {
         Some(dir) => Target {
             server: format!("https://{addr}"),
@@ -388,7 +394,7 @@ pub(crate) async fn start_scheduler(
             ..Target::default()
         },
     };
-    Ok((child, target))
+    Ok((child, target, gateway))
 }
 
 /// The mix repeats every `TEMPLATES` workloads.

@@ -149,11 +149,16 @@ fn inference() -> Workload {
                 ..Probe::default()
             }),
             autoscaling: Some(Autoscaling {
-                metric: ScalingMetric::RequestsPerSecond,
+                metric: ScalingMetric::Prometheus,
                 target: 20.0,
                 scale_down_delay_seconds: 120,
                 stable_window_seconds: 30,
                 panic_window_seconds: 3,
+                prometheus: Some(PrometheusMetric {
+                    name: "vllm:num_requests_waiting".into(),
+                    path: "/metrics".into(),
+                    port: 8001,
+                }),
             }),
             priority: 950,
             rolling_update: RollingUpdate {

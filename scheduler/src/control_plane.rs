@@ -66,6 +66,7 @@ impl ControlPlane {
             store.clone(),
             config.identity.clone(),
             gw.clone(),
+            metrics.is_leader.clone(),
             cancel.child_token(),
         ));
         let (gateway_tls, gateway_cancel) = (secured.tls.clone(), cancel.child_token());

@@ -188,3 +188,68 @@ async fn an_idle_service_goes_to_zero_and_a_request_brings_it_back() {
     // The scale-up said why (one event per reason, its message the latest).
     scaled_event(store, "cold", "waiting)").await;
 }
+
+/// Serves `/metrics` with a `queue_depth` gauge read from the file given as its argument.
+const METRICS_SERVER: &str = r##"
+import os, sys
+from http.server import ThreadingHTTPServer, BaseHTTPRequestHandler
+depth_file = sys.argv[1]
+class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a): pass
+    def do_GET(self):
+        body = "ok"
+        if self.path == "/metrics":
+            try:
+                depth = open(depth_file).read().strip() or "0"
+            except OSError:
+                depth = "0"
+            body = "# TYPE queue_depth gauge\nqueue_depth{model=\"m\"} " + depth + "\n"
+        b = body.encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(b)))
+        self.end_headers()
+        self.wfile.write(b)
+"##;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_scales_on_a_prometheus_gauge_its_replicas_expose() {
+    let c = real_cluster("prom-node").await;
+    let (store, s) = (&c.store, &c.s);
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .expect("chmod");
+    let depth = dir.path().join("depth");
+    std::fs::write(&depth, "0").expect("depth");
+    std::fs::set_permissions(&depth, std::os::unix::fs::PermissionsExt::from_mode(0o666))
+        .expect("chmod");
+    let scaling = "    autoscaling:
+      metric: prometheus
+      prometheus: {name: queue_depth}
+      target: 2
+      stable_window_seconds: 4
+      panic_window_seconds: 1
+      scale_down_delay_seconds: 2
+";
+    let script = format!("{METRICS_SERVER}{PY_SERVE}");
+    let path = depth.display().to_string();
+    let w = http_service(
+        "queue",
+        &["python3", "-c", &script, &path],
+        (1, 3, 1),
+        scaling,
+    );
+    create(s, &w).await;
+    wait_ready(store, "queue", 1).await;
+    // Six waiting in the server's own queue, two per replica wanted: three replicas.
+    std::fs::write(&depth, "6").expect("depth");
+    desired_becomes(store, "queue", 3).await;
+    let message = scaled_event(store, "queue", "-> 3").await;
+    assert!(message.contains("queue_depth"), "{message}");
+    // The queue drains: back to one.
+    std::fs::write(&depth, "0").expect("depth");
+    desired_becomes(store, "queue", 1).await;
+}

@@ -6,9 +6,9 @@ use uni_proto::v1 as pb;
 use super::{enum_value, join, list, opt, or_default, port, FromProto};
 use crate::error::FieldErrors;
 use crate::model::{
-    priority, Autoscaling, EnvVar, InferenceServiceSpec, Probe, ProbeAction, ReplicaCount,
-    ReplicaTemplate, RetryPolicy, RollingUpdate, ScalingMetric, TrainingJobSpec, WorkerCount,
-    DEFAULT_MASTER_PORT, DEFAULT_QUEUE,
+    priority, Autoscaling, EnvVar, InferenceServiceSpec, Probe, ProbeAction, PrometheusMetric,
+    ReplicaCount, ReplicaTemplate, RetryPolicy, RollingUpdate, ScalingMetric, TrainingJobSpec,
+    WorkerCount, DEFAULT_MASTER_PORT, DEFAULT_QUEUE,
 };
 
 impl From<&EnvVar> for pb::EnvVar {
@@ -123,6 +123,7 @@ impl From<&Autoscaling> for pb::Autoscaling {
             ScalingMetric::RequestsPerSecond => pb::ScalingMetric::RequestsPerSecond,
             ScalingMetric::DeviceUtilization => pb::ScalingMetric::DeviceUtilization,
             ScalingMetric::ComputeUtilization => pb::ScalingMetric::ComputeUtilization,
+            ScalingMetric::Prometheus => pb::ScalingMetric::Prometheus,
         };
         Self {
             metric: metric.into(),
@@ -130,6 +131,11 @@ impl From<&Autoscaling> for pb::Autoscaling {
             scale_down_delay_seconds: a.scale_down_delay_seconds,
             stable_window_seconds: a.stable_window_seconds,
             panic_window_seconds: a.panic_window_seconds,
+            prometheus: a.prometheus.as_ref().map(|m| pb::PrometheusMetric {
+                name: m.name.clone(),
+                path: m.path.clone(),
+                port: m.port.into(),
+            }),
         }
     }
 }
@@ -140,6 +146,7 @@ impl FromProto<pb::Autoscaling> for Autoscaling {
             Some(pb::ScalingMetric::RequestsPerSecond) => ScalingMetric::RequestsPerSecond,
             Some(pb::ScalingMetric::DeviceUtilization) => ScalingMetric::DeviceUtilization,
             Some(pb::ScalingMetric::ComputeUtilization) => ScalingMetric::ComputeUtilization,
+            Some(pb::ScalingMetric::Prometheus) => ScalingMetric::Prometheus,
             _ => ScalingMetric::Concurrency,
         };
         Self {
@@ -157,6 +164,15 @@ impl FromProto<pb::Autoscaling> for Autoscaling {
                 p.panic_window_seconds,
                 Autoscaling::DEFAULT_PANIC_WINDOW_SECONDS,
             ),
+            prometheus: p.prometheus.as_ref().map(|m| PrometheusMetric {
+                name: m.name.clone(),
+                path: if m.path.is_empty() {
+                    PrometheusMetric::default().path
+                } else {
+                    m.path.clone()
+                },
+                port: port(m.port, &join(path, "prometheus"), "port", errs),
+            }),
         }
     }
 }

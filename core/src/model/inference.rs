@@ -176,6 +176,29 @@ pub enum ScalingMetric {
     DeviceUtilization,
     /// Compute utilization, percent of the request.
     ComputeUtilization,
+    /// A gauge the replicas expose in Prometheus text format ([`Autoscaling::prometheus`]).
+    Prometheus,
+}
+
+/// A metric each replica serves, scraped by the leader's gateway once a tick.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PrometheusMetric {
+    /// Every series of this name (any labels) is summed per replica.
+    pub name: String,
+    pub path: String,
+    /// 0: the replica's serving port.
+    pub port: u16,
+}
+
+impl Default for PrometheusMetric {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            path: "/metrics".to_string(),
+            port: 0,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -191,6 +214,9 @@ pub struct Autoscaling {
     /// A burst is judged over this shorter window: at twice the target or more it scales up
     /// at once (panic mode, which does not scale down until a stable window has passed).
     pub panic_window_seconds: u32,
+    /// With `metric: prometheus`, what to scrape.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<PrometheusMetric>,
 }
 
 impl Autoscaling {
@@ -209,6 +235,7 @@ impl Default for Autoscaling {
             scale_down_delay_seconds: Self::DEFAULT_SCALE_DOWN_DELAY_SECONDS,
             stable_window_seconds: Self::DEFAULT_STABLE_WINDOW_SECONDS,
             panic_window_seconds: Self::DEFAULT_PANIC_WINDOW_SECONDS,
+            prometheus: None,
         }
     }
 }

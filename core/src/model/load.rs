@@ -43,6 +43,9 @@ pub struct Signals {
     pub concurrency: f64,
     /// Requests started per second.
     pub rps: f64,
+    /// A scraped Prometheus gauge, summed over the ready replicas (services that scale on
+    /// one; only the leader's gateway scrapes).
+    pub metric: f64,
 }
 
 impl std::ops::Add for Signals {
@@ -52,6 +55,8 @@ impl std::ops::Add for Signals {
         Signals {
             concurrency: self.concurrency + o.concurrency,
             rps: self.rps + o.rps,
+            // One gateway scrapes; another's is stale for at most a lease after a failover.
+            metric: self.metric.max(o.metric),
         }
     }
 }

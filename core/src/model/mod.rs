@@ -33,8 +33,8 @@ pub use cluster::{
 pub use condition::{Condition, ConditionStatus};
 pub use event::{Event, EventSource, EventType};
 pub use inference::{
-    Autoscaling, InferenceServiceSpec, Probe, ProbeAction, ReplicaCount, RollingUpdate,
-    ScalingMetric,
+    Autoscaling, InferenceServiceSpec, Probe, ProbeAction, PrometheusMetric, ReplicaCount,
+    RollingUpdate, ScalingMetric,
 };
 pub use inventory::{AcceleratorDevice, CpuInfo, Inventory, MigMode, NumaNode};
 pub use load::{GatewayLoad, ServiceLoad, Signals};

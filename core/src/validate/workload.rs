@@ -106,6 +106,35 @@ fn inference_errors(s: &InferenceServiceSpec, errs: &mut FieldErrors) {
             1,
             a.stable_window_seconds.clamp(1, max_window),
         );
+        match (&a.metric, &a.prometheus) {
+            (ScalingMetric::Prometheus, None) => errs.push(
+                "spec.autoscaling.prometheus",
+                "metric prometheus needs the metric to scrape: prometheus: {name: NAME}",
+            ),
+            (ScalingMetric::Prometheus, Some(m)) => {
+                let valid = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == ':';
+                if m.name.is_empty()
+                    || !m.name.chars().all(valid)
+                    || m.name.starts_with(|c: char| c.is_ascii_digit())
+                {
+                    errs.push(
+                        "spec.autoscaling.prometheus.name",
+                        format!("{:?} is not a Prometheus metric name", m.name),
+                    );
+                }
+                if !m.path.starts_with('/') {
+                    errs.push(
+                        "spec.autoscaling.prometheus.path",
+                        format!("must start with '/', got {:?}", m.path),
+                    );
+                }
+            }
+            (_, Some(_)) => errs.push(
+                "spec.autoscaling.prometheus",
+                "is only for metric prometheus",
+            ),
+            (_, None) => {}
+        }
         if matches!(
             a.metric,
             ScalingMetric::ComputeUtilization | ScalingMetric::DeviceUtilization

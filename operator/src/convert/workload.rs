@@ -155,6 +155,7 @@ fn autoscaling(a: &Autoscaling) -> pb::Autoscaling {
         Some(ScalingMetric::RequestsPerSecond) => pb::ScalingMetric::RequestsPerSecond,
         Some(ScalingMetric::DeviceUtilization) => pb::ScalingMetric::DeviceUtilization,
         Some(ScalingMetric::ComputeUtilization) => pb::ScalingMetric::ComputeUtilization,
+        Some(ScalingMetric::Prometheus) => pb::ScalingMetric::Prometheus,
     };
     pb::Autoscaling {
         metric: metric as i32,
@@ -162,6 +163,11 @@ fn autoscaling(a: &Autoscaling) -> pb::Autoscaling {
         scale_down_delay_seconds: a.scale_down_delay_seconds.unwrap_or(0),
         stable_window_seconds: a.stable_window_seconds.unwrap_or(0),
         panic_window_seconds: a.panic_window_seconds.unwrap_or(0),
+        prometheus: a.prometheus.as_ref().map(|m| pb::PrometheusMetric {
+            name: m.name.clone(),
+            path: m.path.clone().unwrap_or_default(),
+            port: m.port.map_or(0, u32::from),
+        }),
     }
 }
 
@@ -328,6 +334,7 @@ mod tests {
             scale_down_delay_seconds: None,
             stable_window_seconds: Some(30),
             panic_window_seconds: None,
+            prometheus: None,
         });
         let d = desired(&s).expect("valid");
         assert_eq!(

@@ -147,6 +147,9 @@ pub struct Autoscaling {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 3600))]
     pub panic_window_seconds: Option<u32>,
+    /// With metric Prometheus: what to scrape.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<PrometheusMetric>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -159,6 +162,23 @@ pub enum ScalingMetric {
     DeviceUtilization,
     /// Compute utilization, percent of the requested compute (not measured yet: refused).
     ComputeUtilization,
+    /// A gauge the replicas serve in Prometheus text format (`prometheus`).
+    Prometheus,
+}
+
+/// A metric each replica serves, scraped by Universal's leader.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PrometheusMetric {
+    /// Metric name; every series of it is summed per replica.
+    pub name: String,
+    /// Unset: /metrics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Unset: the serving port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: Option<u16>,
 }
 
 /// How replicas are replaced when the spec changes.

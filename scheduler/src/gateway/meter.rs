@@ -32,6 +32,8 @@ struct Meter {
     /// Closed one-second buckets, newest last: (mean concurrency, requests started per
     /// second).
     buckets: VecDeque<(f64, f64)>,
+    /// The scraped metric, one sample a tick, newest last (services that scale on one).
+    scraped: VecDeque<f64>,
 }
 
 impl Meter {
@@ -44,6 +46,7 @@ impl Meter {
             bucket_start: now,
             started: 0,
             buckets: VecDeque::new(),
+            scraped: VecDeque::new(),
         }
     }
 
@@ -72,11 +75,19 @@ impl Meter {
 
     /// Means over the newest `seconds` buckets (fewer while the meter is younger).
     fn window(&self, seconds: u32) -> Signals {
-        let n = (seconds as usize).clamp(1, KEPT).min(self.buckets.len());
+        let want = (seconds as usize).clamp(1, KEPT);
+        let m = want.min(self.scraped.len());
+        let metric = if m == 0 {
+            0.0
+        } else {
+            self.scraped.iter().rev().take(m).sum::<f64>() / m as f64
+        };
+        let n = want.min(self.buckets.len());
         if n == 0 {
             return Signals {
                 concurrency: f64::from(self.in_flight),
                 rps: 0.0,
+                metric,
             };
         }
         let (c, r) = self
@@ -88,6 +99,7 @@ impl Meter {
         Signals {
             concurrency: c / n as f64,
             rps: r / n as f64,
+            metric,
         }
     }
 
@@ -95,6 +107,7 @@ impl Meter {
         self.in_flight == 0
             && self.waiting == 0
             && self.buckets.iter().all(|(c, r)| *c == 0.0 && *r == 0.0)
+            && self.scraped.iter().all(|v| *v == 0.0)
     }
 }
 
@@ -149,9 +162,35 @@ impl Meters {
                 return None;
             }
             m.waiting += 1;
+            // The first one is news; the count of the rest goes out with the next tick.
+            if m.waiting == 1 {
+                self.urgent.notify_one();
+            }
         }
-        self.urgent.notify_one();
         Some(Waiting(meter))
+    }
+
+    /// Drops every scraped sample: this gateway no longer scrapes (its replica stopped
+    /// leading), and stale values must not hold a service up.
+    pub fn forget_metrics(&self) {
+        let services = self.services.lock().unwrap_or_else(|p| p.into_inner());
+        for meter in services.values() {
+            meter
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .scraped
+                .clear();
+        }
+    }
+
+    /// Records a tick's scrape of `r`'s metric.
+    pub fn record_metric(&self, r: &WorkloadRef, value: f64) {
+        let meter = self.meter(r);
+        let mut m = meter.lock().unwrap_or_else(|p| p.into_inner());
+        m.scraped.push_back(value);
+        if m.scraped.len() > KEPT {
+            m.scraped.pop_front();
+        }
     }
 
     /// Closes every service's bucket (once a second) and drops services idle for the whole
@@ -184,7 +223,8 @@ impl Meters {
                 let busy = load.waiting > 0
                     || load.stable.concurrency > 0.0
                     || load.stable.rps > 0.0
-                    || load.panic.concurrency > 0.0;
+                    || load.panic.concurrency > 0.0
+                    || load.stable.metric > 0.0;
                 busy.then_some(load)
             })
             .collect();

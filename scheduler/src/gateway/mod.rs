@@ -11,8 +11,10 @@ mod balance;
 mod meter;
 pub mod publish;
 mod route;
+mod scrape;
 mod upstream;
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,6 +55,15 @@ const HOLD_LIMIT: u32 = 1000;
 
 type Body = BoxBody<Bytes, hyper::Error>;
 
+/// A service's replicas (or why it has none) as of a cache revision.
+type Routes = HashMap<
+    WorkloadRef,
+    (
+        uni_core::store::Revision,
+        Result<Vec<route::Backend>, NoBackend>,
+    ),
+>;
+
 /// What the gateway counts, registered with the scheduler's metrics.
 #[derive(Clone)]
 pub struct GatewayMetrics {
@@ -68,6 +79,9 @@ pub struct Gateway {
     balancer: Balancer,
     meters: Meters,
     pool: Pool,
+    /// Each service's replicas as of a cache revision, so a request does not rebuild them.
+    routes: std::sync::Mutex<Routes>,
+    scraper: scrape::Scraper,
     metrics: GatewayMetrics,
 }
 
@@ -79,6 +93,8 @@ impl Gateway {
             balancer: Balancer::default(),
             meters: Meters::default(),
             pool: Pool::default(),
+            routes: Default::default(),
+            scraper: scrape::client(),
             metrics,
         })
     }
@@ -108,6 +124,30 @@ impl Gateway {
         }
     }
 
+    /// The replicas of `service` and whether it holds requests, from the cache's revision
+    /// (recomputed when the cache changed).
+    fn route(&self, service: &WorkloadRef) -> (Result<Vec<route::Backend>, NoBackend>, bool) {
+        let revision = self.cache.revision();
+        {
+            let routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((at, found)) = routes.get(service) {
+                if *at == revision && found.is_ok() {
+                    return (found.clone(), false);
+                }
+            }
+        }
+        let (found, holds) = {
+            let st = self.cache.lock();
+            (route::backends(&st, service), route::holds(&st, service))
+        };
+        let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
+        if routes.len() > 10_000 {
+            routes.clear();
+        }
+        routes.insert(service.clone(), (revision, found.clone()));
+        (found, holds)
+    }
+
     /// The replicas to try for `service`, holding the request while an autoscaled service
     /// has none ready (from zero, or all starting) until one is, or [`HOLD_TIMEOUT`].
     async fn backends(&self, service: &WorkloadRef) -> Result<Vec<route::Backend>, Response<Body>> {
@@ -119,10 +159,7 @@ impl Gateway {
             let changed = self.cache.changed();
             tokio::pin!(changed);
             changed.as_mut().enable();
-            let (found, holds) = {
-                let st = self.cache.lock();
-                (route::backends(&st, service), route::holds(&st, service))
-            };
+            let (found, holds) = self.route(service);
             match found {
                 Ok(b) => return Ok(b),
                 Err(NoBackend::Unknown) => {
@@ -179,6 +216,8 @@ impl Gateway {
         prepare(&mut req, &route.rest, &prefix, peer);
         let gauge = self.metrics.in_flight.with_label_values(&[&ns, &name]);
         gauge.inc();
+        // Counted out however the request ends, the client going away included.
+        let gauge = GaugeGuard(gauge);
         let metered = self.meters.start(&route.service);
         // Counted in on the first choice: a connect retry moves the count below.
         let mut held = self.balancer.start(&backends[0]);
@@ -189,7 +228,7 @@ impl Gateway {
                     held = self.balancer.start(&backends[i]);
                 }
                 strip_hop_by_hop(resp.headers_mut());
-                let guard = (held, metered, GaugeGuard(gauge));
+                let guard = (held, metered, gauge);
                 // The counts hold until the body has streamed out (or the client went away).
                 resp.map(move |b| {
                     b.map_frame(move |f| {
@@ -200,8 +239,7 @@ impl Gateway {
                 })
             }
             Err(SendError::Connect(refused)) => {
-                drop(held);
-                gauge.dec();
+                drop((held, gauge));
                 let tried: Vec<String> = refused.iter().map(|(a, e)| format!("{a}: {e}")).collect();
                 warn!(service = %prefix, tried = ?tried, "no replica took a connection");
                 text(
@@ -213,8 +251,7 @@ impl Gateway {
                 )
             }
             Err(SendError::Failed(addr, e)) => {
-                drop(held);
-                gauge.dec();
+                drop((held, gauge));
                 debug!(service = %prefix, %addr, error = %e, "replica failed a request");
                 text(
                     StatusCode::BAD_GATEWAY,
@@ -232,8 +269,13 @@ impl Gateway {
         peer: &PeerInfo,
         ns: &str,
     ) -> Result<(), (StatusCode, String)> {
+        // Only the credential: the rest of the headers are the service's business.
+        let mut only = HeaderMap::new();
+        if let Some(v) = headers.get(header::AUTHORIZATION) {
+            only.insert(header::AUTHORIZATION, v.clone());
+        }
         let mut probe = tonic::Request::new(());
-        *probe.metadata_mut() = MetadataMap::from_headers(headers.clone());
+        *probe.metadata_mut() = MetadataMap::from_headers(only);
         probe.extensions_mut().insert(peer.clone());
         let caller = self
             .auth

@@ -26,6 +26,7 @@ pub async fn run(
     store: Arc<dyn KvStore>,
     identity: String,
     gateway: Arc<Gateway>,
+    is_leader: prometheus::IntGauge,
     cancel: CancellationToken,
 ) {
     let key = match GatewayLoadKey::new(identity) {
@@ -42,7 +43,14 @@ pub async fn run(
     loop {
         tokio::select! {
             _ = cancel.cancelled() => break,
-            _ = tick.tick() => gateway.meters.tick(Instant::now()),
+            _ = tick.tick() => {
+                if is_leader.get() == 1 {
+                    gateway.scrape().await;
+                } else {
+                    gateway.meters.forget_metrics();
+                }
+                gateway.meters.tick(Instant::now());
+            }
             _ = gateway.meters.urgent.notified() => {}
         }
         let load = gateway.load();

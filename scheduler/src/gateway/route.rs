@@ -50,7 +50,7 @@ pub struct Backend {
 }
 
 /// Why a service has no replica to send to.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NoBackend {
     /// No inference service of that name.
     Unknown,

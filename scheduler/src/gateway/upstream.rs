@@ -23,15 +23,22 @@ use super::route::Backend;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Idle connections kept per replica.
 const IDLE_PER_REPLICA: usize = 32;
+/// A kept connection unused this long is not reused: servers close idle keep-alive
+/// connections (uvicorn after 5 s), and one closed just as a request goes out would fail a
+/// request that cannot be sent again.
+const IDLE_REUSE: std::time::Duration = std::time::Duration::from_secs(3);
 /// Replicas one request tries.
 pub const TRIES: usize = 3;
 
 /// What a request carries to a replica.
 pub type Outgoing = BoxBody<Bytes, hyper::Error>;
 
+/// A connection kept for reuse, and since when.
+type Kept = (SendRequest<Outgoing>, std::time::Instant);
+
 #[derive(Default)]
 pub struct Pool {
-    idle: Mutex<HashMap<SocketAddr, Vec<SendRequest<Outgoing>>>>,
+    idle: Mutex<HashMap<SocketAddr, Vec<Kept>>>,
 }
 
 /// Why no replica answered.
@@ -61,16 +68,16 @@ impl Pool {
     fn take(&self, addr: SocketAddr) -> Option<SendRequest<Outgoing>> {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         let list = idle.get_mut(&addr)?;
-        list.retain(|s| !s.is_closed());
-        let at = list.iter().position(SendRequest::is_ready)?;
-        Some(list.swap_remove(at))
+        list.retain(|(s, at)| !s.is_closed() && at.elapsed() < IDLE_REUSE);
+        let at = list.iter().position(|(s, _)| s.is_ready())?;
+        Some(list.swap_remove(at).0)
     }
 
     fn give_back(&self, addr: SocketAddr, s: SendRequest<Outgoing>) {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         let list = idle.entry(addr).or_default();
         if list.len() < IDLE_PER_REPLICA {
-            list.push(s);
+            list.push((s, std::time::Instant::now()));
         }
     }
 

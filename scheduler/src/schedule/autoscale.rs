@@ -71,13 +71,15 @@ pub struct Decision {
 fn metric(a: &Autoscaling, s: Signals) -> f64 {
     match a.metric {
         ScalingMetric::RequestsPerSecond => s.rps,
+        ScalingMetric::Prometheus => s.metric,
         _ => s.concurrency,
     }
 }
 
-fn metric_name(a: &Autoscaling) -> &'static str {
-    match a.metric {
-        ScalingMetric::RequestsPerSecond => "requests_per_second",
+fn metric_name(a: &Autoscaling) -> &str {
+    match (&a.metric, &a.prometheus) {
+        (ScalingMetric::RequestsPerSecond, _) => "requests_per_second",
+        (ScalingMetric::Prometheus, Some(m)) => &m.name,
         _ => "concurrency",
     }
 }
@@ -266,7 +268,10 @@ impl Autoscaler {
         let message = format!(
             "scaled {current} -> {}: {} {:.1} per replica, target {}{why}",
             d.replicas,
-            metric_name(a).replace('_', " "),
+            match a.metric {
+                ScalingMetric::Prometheus => metric_name(a).to_string(),
+                _ => metric_name(a).replace('_', " "),
+            },
             d.per_replica,
             a.target
         );
@@ -299,11 +304,11 @@ mod tests {
         Load {
             stable: Signals {
                 concurrency: stable,
-                rps: 0.0,
+                ..Signals::default()
             },
             panic: Signals {
                 concurrency: panic,
-                rps: 0.0,
+                ..Signals::default()
             },
             waiting: 0,
         }

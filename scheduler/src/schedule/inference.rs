@@ -93,8 +93,23 @@ pub fn reconcile(
     let hash = template.hash();
     record_revision(pass, st, r, w, &template, &hash);
 
+    // Replicas placed before templates were recorded run the first recorded one.
+    let unrecorded = w
+        .status
+        .revisions
+        .first()
+        .map_or(hash.as_str(), |x| x.hash.as_str())
+        .to_string();
+    let runs = |a: &Allocation| -> bool {
+        let h = if a.template_hash.is_empty() {
+            unrecorded.as_str()
+        } else {
+            a.template_hash.as_str()
+        };
+        h == hash
+    };
     let mut taken = BTreeSet::new();
-    let (mut current, mut old) = (Vec::new(), Vec::new());
+    let (mut current, mut old, mut draining) = (Vec::new(), Vec::new(), Vec::new());
     let mut leaving = 0;
     let allocs: Vec<Allocation> = st.allocations_of(r).into_iter().cloned().collect();
     for a in allocs {
@@ -103,14 +118,32 @@ pub fn reconcile(
             delete(pass, st, &a.id);
             continue;
         }
-        if a.draining.is_some() || a.notice.is_some() {
+        if a.notice.is_some() {
             leaving += 1;
-            continue;
-        }
-        if a.template_hash.is_empty() || a.template_hash == hash {
+        } else if a.draining.is_some() {
+            if runs(&a) {
+                draining.push(a);
+            } else {
+                leaving += 1;
+            }
+        } else if runs(&a) {
             current.push(a);
         } else {
             old.push(a);
+        }
+    }
+    // Scaled up again before they stopped: draining replicas of the current template are
+    // taken back before anything new is placed.
+    let short = (spec.replicas.desired as usize).saturating_sub(current.len());
+    for (i, a) in draining.into_iter().enumerate() {
+        if i < short {
+            drain::mark(pass, st, &a, None);
+            current.push(Allocation {
+                draining: None,
+                ..a
+            });
+        } else {
+            leaving += 1;
         }
     }
     let (current_ready, old_ready) = (ready_first(st, &mut current), ready_first(st, &mut old));
@@ -140,7 +173,7 @@ pub fn reconcile(
     }
 
     let rolling = counts.old > 0;
-    let failed = place_new(pass, st, r, w, &hash, &taken, s.add, rolling);
+    let (placed, failed) = place_new(pass, st, r, w, &hash, &taken, s.add, rolling);
     let mut note = String::new();
     if rolling {
         let waiting_new = counts.current - current_ready;
@@ -153,9 +186,11 @@ pub fn reconcile(
         );
         if let Some(f) = &failed {
             // No room for a surge replica: replace in place, one at a time, once the last
-            // replacement is done.
+            // replacement is done, and only for lack of room (not a hold for another
+            // workload) with every slot filled, so it never goes below desired - 1.
+            let full = counts.current + counts.old >= counts.desired;
             let idle = leaving == 0 && waiting_new == 0 && s.remove_old_ready == 0;
-            if idle && old_ready > 0 {
+            if idle && full && placed == 0 && !f.held && old_ready > 0 {
                 retire(pass, st, &old[0]);
                 let msg = format!(
                     "no room for a surge replica ({}); replacing in place, one at a time",
@@ -202,9 +237,9 @@ fn retire(pass: &mut Pass<'_>, st: &mut State, a: &Allocation) {
     }
 }
 
-/// Places `n` replicas of the current template at the lowest free indices; returns why one
-/// did not fit. A surge replica of a rollout does not preempt anything: the rollout replaces
-/// in place instead.
+/// Places `n` replicas of the current template at the lowest free indices; returns how many
+/// it placed and why one did not fit. A surge replica of a rollout does not preempt
+/// anything: the rollout replaces in place instead.
 #[allow(clippy::too_many_arguments)]
 fn place_new(
     pass: &mut Pass<'_>,
@@ -215,19 +250,20 @@ fn place_new(
     taken: &BTreeSet<u32>,
     n: u32,
     rolling: bool,
-) -> Option<Failure> {
+) -> (u32, Option<Failure>) {
     if n == 0 {
-        return None;
+        return (0, None);
     }
     if let Some(f) = held_for(pass, st, r, w) {
-        return Some(f);
+        return (0, Some(f));
     }
+    let mut placed = 0;
     let req = ReplicaRequest::from_workload(w);
     let free = (0u32..).filter(|i| !taken.contains(i)).take(n as usize);
     for replica in free {
         if pass.budget == 0 {
             st.mark_dirty(r.clone());
-            return None;
+            return (placed, None);
         }
         let started = Instant::now();
         let decision = place(st.snapshot(), &req, pass.policy, pass.mix);
@@ -243,18 +279,25 @@ fn place_new(
                 {
                     let f = Failure::quota(why);
                     if rolling {
-                        return Some(f);
+                        return (placed, Some(f));
                     }
-                    return Some(preempt_for(pass, st, r, w, &req, 1, f, may_help));
+                    return (
+                        placed,
+                        Some(preempt_for(pass, st, r, w, &req, 1, f, may_help)),
+                    );
                 }
                 alloc.port = free_port(st, &alloc.node);
                 commit(pass, st, alloc, w);
+                placed += 1;
             }
-            Err(u) if rolling => return Some(u.into()),
-            Err(u) => return Some(preempt_for(pass, st, r, w, &req, 1, u.into(), true)),
+            Err(u) if rolling => return (placed, Some(u.into())),
+            Err(u) => {
+                let f = preempt_for(pass, st, r, w, &req, 1, u.into(), true);
+                return (placed, Some(f));
+            }
         }
     }
-    None
+    (placed, None)
 }
 
 /// The revision number of `hash` in `w`'s history (0 before it is recorded).

@@ -26,6 +26,8 @@ pub(super) struct Failure {
     pub(super) message: String,
     /// For the failures metric: the most common filter reason, or "queue quota".
     reason: String,
+    /// Room is held for another workload (not a lack of room).
+    pub(super) held: bool,
 }
 
 impl From<Unschedulable> for Failure {
@@ -38,6 +40,7 @@ impl From<Unschedulable> for Failure {
         Self {
             message: u.to_string(),
             reason,
+            held: false,
         }
     }
 }
@@ -47,6 +50,7 @@ impl Failure {
         Self {
             message,
             reason: "queue quota".into(),
+            held: false,
         }
     }
 }
@@ -72,6 +76,7 @@ pub(super) fn held_for(
             pass.now.millis_since(sw.meta.created) / 1000
         ),
         reason: "held for a starving workload".into(),
+        held: true,
     })
 }
 
@@ -101,6 +106,7 @@ pub(super) fn preempt_for(
                 failure.message
             ),
             reason: "waiting for preemption".into(),
+            held: false,
         };
     }
     let long = starving(pass, w);
@@ -125,6 +131,7 @@ pub(super) fn preempt_for(
         Some(message) => Failure {
             message,
             reason: "waiting for preemption".into(),
+            held: false,
         },
         None => failure,
     }
@@ -478,7 +485,9 @@ pub(super) fn finish(
     now: Instant,
 ) {
     match failed {
-        Some(Failure { message, reason }) => {
+        Some(Failure {
+            message, reason, ..
+        }) => {
             pass.backoffs.fail(r, now);
             pass.metrics.failures.with_label_values(&[&reason]).inc();
             if w.status.message != message {
