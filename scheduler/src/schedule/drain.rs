@@ -46,17 +46,27 @@ pub fn run(pass: &mut Pass<'_>, st: &mut State) -> Option<UnixMillis> {
     let mut done = Vec::new();
     let mut next: Option<UnixMillis> = None;
     for (id, since) in st.draining() {
-        let settled = pass.now.millis_since(*since) >= settle;
+        // Settled a while after the watch showed the mark to this replica, and so to
+        // every gateway's cache.
+        let seen = st.drain_seen(id);
+        let settled = seen.is_some_and(|seen| pass.now.millis_since(seen) >= settle);
         let timed_out = pass.now.millis_since(*since) >= timeout;
         if timed_out || (settled && !busy.contains(id)) {
             done.push(id.clone());
             continue;
         }
-        let after = if settled { timeout } else { settle };
-        let at = since
-            .0
-            .saturating_add(i64::try_from(after).unwrap_or(i64::MAX));
-        next = Some(next.map_or(UnixMillis(at), |n| UnixMillis(n.0.min(at))));
+        // Due again at the timeout, or once settled (unseen yet: the watch wakes the loop).
+        let at_ms = |base: UnixMillis, after: u64| {
+            UnixMillis(
+                base.0
+                    .saturating_add(i64::try_from(after).unwrap_or(i64::MAX)),
+            )
+        };
+        let mut at = at_ms(*since, timeout);
+        if let (Some(seen), false) = (seen, settled) {
+            at = UnixMillis(at.0.min(at_ms(seen, settle).0));
+        }
+        next = Some(next.map_or(at, |n| UnixMillis(n.0.min(at.0))));
     }
     for id in done {
         if let Some(a) = st.release(&id) {

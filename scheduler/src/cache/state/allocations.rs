@@ -48,6 +48,7 @@ impl State {
                 self.draining.insert(alloc.id.clone(), since);
             } else {
                 self.draining.remove(&alloc.id);
+                self.drain_seen.remove(&alloc.id);
             }
         }
         let usage = self.queue_usage.entry(alloc.queue.clone()).or_default();

@@ -115,6 +115,11 @@ impl State {
                 if put {
                     let alloc: Allocation = codec::decode(&kv.key, &kv.value)?;
                     self.inflight.remove(&id);
+                    if alloc.draining.is_some() {
+                        self.drain_seen
+                            .entry(id.clone())
+                            .or_insert_with(uni_core::model::UnixMillis::now);
+                    }
                     self.reserve(alloc);
                 } else if let Some(alloc) = self.release(&id) {
                     self.dirty.insert(WorkloadRef::of(&alloc));

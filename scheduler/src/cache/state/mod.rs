@@ -52,6 +52,9 @@ pub struct State {
     stopping_for: HashMap<String, u32>,
     /// Inference replicas draining before they stop, since when.
     draining: BTreeMap<String, UnixMillis>,
+    /// When the watch showed each drain mark: from then on every gateway (fed by the same
+    /// watch) can see it, so the drain's settle time counts from here, not from the plan.
+    drain_seen: HashMap<String, UnixMillis>,
     /// Each scheduler replica's gateway measurements, by identity.
     loads: BTreeMap<String, GatewayLoad>,
     /// A gateway holds requests for a service with no ready replica: scale it up at once.
@@ -95,6 +98,7 @@ impl State {
             stopping: BTreeMap::new(),
             stopping_for: HashMap::new(),
             draining: BTreeMap::new(),
+            drain_seen: HashMap::new(),
             loads: BTreeMap::new(),
             activation: false,
             statuses: BTreeMap::new(),
@@ -194,6 +198,11 @@ impl State {
     /// Inference replicas draining, since when.
     pub fn draining(&self) -> &BTreeMap<String, UnixMillis> {
         &self.draining
+    }
+
+    /// When the store confirmed that allocation `id` drains (`None`: not yet).
+    pub fn drain_seen(&self, id: &str) -> Option<UnixMillis> {
+        self.drain_seen.get(id).copied()
     }
 
     /// The gateways' measurements, by scheduler replica.
