@@ -18,10 +18,10 @@ use uni_core::model::{
 use uni_placement::{place, ReplicaRequest};
 
 use super::pass::Pass;
-use super::status::object_ref;
-use super::workload::{
+use super::placing::{
     commit, delete, finish, free_port, held_for, new_allocation, preempt_for, Failure,
 };
+use super::status::object_ref;
 use super::{admission, drain};
 use crate::cache::State;
 

@@ -14,6 +14,7 @@ mod inference;
 mod lifecycle;
 mod order;
 mod pass;
+mod placing;
 pub mod plan;
 mod preempt;
 mod status;
