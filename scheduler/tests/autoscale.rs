@@ -7,6 +7,7 @@ mod harness;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use futures::StreamExt;
 use http::StatusCode;
 use uni_core::model::{Event, Workload, WorkloadSpec};
 use uni_core::store::keys::{EventKey, TypedKey, WorkloadKey};
@@ -252,4 +253,71 @@ async fn a_service_scales_on_a_prometheus_gauge_its_replicas_expose() {
     // The queue drains: back to one.
     std::fs::write(&depth, "0").expect("depth");
     desired_becomes(store, "queue", 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_leader_waits_a_whole_delay_before_it_scales_down() {
+    let mut c = real_cluster("failover-node").await;
+    let standby = harness::Scheduler::start(&c.endpoint, "standby").await;
+    harness::wait_leader(&c.store, Some("failover-node")).await;
+    let store = c.store.clone();
+    // A long delay against a short stable window: the load's average falls at once when it
+    // stops, so only the delay keeps the replicas.
+    let scaling = "    autoscaling:
+      metric: concurrency
+      target: 2
+      stable_window_seconds: 2
+      panic_window_seconds: 1
+      scale_down_delay_seconds: 8
+";
+    let w = http_service(
+        "steady",
+        &["python3", "-c", &format!("{SERVER}{PY_SERVE}")],
+        (1, 3, 1),
+        scaling,
+    );
+    create(&c.s, &w).await;
+    wait_ready(&store, "steady", 1).await;
+    // Through the standby's gateway, so the load goes on when the leader dies.
+    let client = Http::new();
+    let url = format!("{}/default/steady/work", standby.gateway);
+    let load = Load::start(&client, &url, 4);
+    desired_becomes(&store, "steady", 2).await;
+    wait_ready(&store, "steady", 2).await;
+    let answers = load.stop().await;
+    assert!(answers.iter().all(|(code, _)| *code == StatusCode::OK));
+
+    // The leader dies as the load stops; the standby takes over with no history of its own.
+    c.s.kill().await;
+    harness::wait_leader(&store, Some("standby")).await;
+    let key = WorkloadKey::new("default", "steady").expect("key").format();
+    // Well inside the delay: every count the new leader writes in that time.
+    let now = store.get(&key).await.expect("get").expect("steady");
+    let mut seen = vec![desired(&codec::decode(&key, &now.value).expect("decode"))];
+    let mut watch = store
+        .watch(&key, now.mod_revision + 1)
+        .await
+        .expect("watch");
+    let window = tokio::time::sleep(std::time::Duration::from_secs(6));
+    tokio::pin!(window);
+    loop {
+        tokio::select! {
+            _ = &mut window => break,
+            batch = watch.next() => match batch {
+                Some(Ok(batch)) => seen.extend(
+                    batch
+                        .iter()
+                        .filter_map(|e| codec::decode::<Workload>(&key, &e.kv.value).ok())
+                        .map(|w| desired(&w)),
+                ),
+                _ => break,
+            },
+        }
+    }
+    assert!(
+        seen.iter().all(|d| *d >= 2),
+        "the new leader scaled down within the delay: {seen:?}"
+    );
+    // After it, the idle service goes back to one.
+    desired_becomes(&store, "steady", 1).await;
 }

@@ -148,6 +148,8 @@ pub struct RealCluster {
     _data: tempfile::TempDir,
     pub store: Arc<dyn KvStore>,
     pub s: Scheduler,
+    /// etcd's endpoint, for more scheduler replicas.
+    pub endpoint: String,
 }
 
 /// Starts a [`RealCluster`] whose agent's node is `node`.
@@ -160,6 +162,7 @@ pub async fn real_cluster(node: &str) -> RealCluster {
     let agent = agent::AgentProcess::start(&etcd.endpoint(), data.path(), node, "real=true");
     RealCluster {
         _ports: ports,
+        endpoint: etcd.endpoint(),
         _etcd: etcd,
         agent,
         _data: data,
