@@ -66,6 +66,28 @@ impl ServiceTemplate {
     }
 }
 
+/// Records `t` as the newest revision in `revisions` unless it is already the newest; going
+/// back to an earlier template moves it to the end under a new number. Keeps the last
+/// [`KEPT_REVISIONS`]. Returns whether anything changed.
+pub fn record(revisions: &mut Vec<TemplateRevision>, t: &ServiceTemplate, now: UnixMillis) -> bool {
+    let hash = t.hash();
+    if revisions.last().is_some_and(|x| x.hash == hash) {
+        return false;
+    }
+    let number = revisions.iter().map(|x| x.revision).max().unwrap_or(0) + 1;
+    revisions.retain(|x| x.hash != hash);
+    revisions.push(TemplateRevision {
+        revision: number,
+        hash,
+        created: now,
+        template: Some(t.clone()),
+        summary: t.summary(),
+    });
+    let extra = revisions.len().saturating_sub(KEPT_REVISIONS);
+    revisions.drain(..extra);
+    true
+}
+
 /// One recorded revision of a service's template.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

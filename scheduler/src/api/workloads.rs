@@ -62,6 +62,7 @@ impl WorkloadApi {
             replicas_desired: w.spec.desired_replicas(),
             ..WorkloadStatus::default()
         };
+        record_template(&mut w);
         if !req.dry_run {
             w.meta.resource_version = object::create_batched(&self.creates, &key, &w).await?;
         }
@@ -136,6 +137,7 @@ impl WorkloadApi {
                 if w.spec != new.spec {
                     w.spec = new.spec.clone();
                     w.meta.generation += 1;
+                    record_template(&mut w);
                 }
                 w.meta.labels = new.meta.labels.clone();
                 w.meta.annotations = new.meta.annotations.clone();
@@ -208,6 +210,7 @@ impl WorkloadApi {
             t.apply_to(s);
             validate_workload(&w)?;
             w.meta.generation += 1;
+            record_template(&mut w);
             Ok(w)
         })
         .await?;
@@ -274,6 +277,15 @@ impl WorkloadApi {
 /// A template that names its host user or group runs as that identity on every node it lands
 /// on: only a caller allowed `create hostidentities` in the workload's namespace (role
 /// `host-user` there, or cluster-admin) may send one.
+/// An inference service's template goes into its history with the write that sets it, so
+/// the history costs the leader no writes.
+fn record_template(w: &mut Workload) {
+    if let WorkloadSpec::Inference(s) = &w.spec {
+        let t = ServiceTemplate::of(s);
+        uni_core::model::revision::record(&mut w.status.revisions, &t, UnixMillis::now());
+    }
+}
+
 fn may_name_host_identity(caller: &Caller, w: Option<&pb::Workload>) -> Result<(), Status> {
     use pb::workload::Spec;
     let template = match w.and_then(|w| w.spec.as_ref()) {

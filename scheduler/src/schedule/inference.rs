@@ -12,8 +12,7 @@ use std::collections::BTreeSet;
 use std::time::Instant;
 
 use uni_core::model::{
-    Allocation, EventType, InferenceServiceSpec, ServiceTemplate, TemplateRevision, Workload,
-    WorkloadRef, KEPT_REVISIONS,
+    revision, Allocation, EventType, InferenceServiceSpec, ServiceTemplate, Workload, WorkloadRef,
 };
 use uni_placement::{place, ReplicaRequest};
 
@@ -91,7 +90,7 @@ pub fn reconcile(
 ) {
     let template = ServiceTemplate::of(spec);
     let hash = template.hash();
-    record_revision(pass, st, r, w, &template, &hash);
+    record_revision(pass, st, r, w, &template);
 
     // Replicas placed before templates were recorded run the first recorded one.
     let unrecorded = w
@@ -309,39 +308,20 @@ fn revision_of(w: &Workload, hash: &str) -> u32 {
         .map_or(0, |x| x.revision)
 }
 
-/// Records the current template in the service's history the first time it is seen.
+/// Records the current template for a service that has no history (created before
+/// revisions were kept): the API records every later one with the write that changes it.
 fn record_revision(
     pass: &mut Pass<'_>,
     st: &State,
     r: &WorkloadRef,
     w: &Workload,
     template: &ServiceTemplate,
-    hash: &str,
 ) {
-    if w.status.revisions.last().is_some_and(|x| x.hash == hash) {
+    if !w.status.revisions.is_empty() {
         return;
     }
-    let number = w
-        .status
-        .revisions
-        .iter()
-        .map(|x| x.revision)
-        .max()
-        .unwrap_or(0)
-        + 1;
-    let entry = TemplateRevision {
-        revision: number,
-        hash: hash.to_string(),
-        created: pass.now,
-        template: Some(template.clone()),
-        summary: template.summary(),
-    };
-    pass.update_status(st, r, |w, _| {
-        // Going back to an earlier template moves it to the end, under a new number.
-        w.status.revisions.retain(|x| x.hash != entry.hash);
-        w.status.revisions.push(entry);
-        let extra = w.status.revisions.len().saturating_sub(KEPT_REVISIONS);
-        w.status.revisions.drain(..extra);
+    pass.update_status(st, r, |w, now| {
+        revision::record(&mut w.status.revisions, template, now);
     });
 }
 
