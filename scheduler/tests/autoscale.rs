@@ -14,8 +14,8 @@ use uni_core::store::keys::{EventKey, TypedKey, WorkloadKey};
 use uni_core::store::{codec, KvStore};
 
 use harness::{
-    create, http_get, http_service, real_cluster, wait_allocations, wait_for, wait_ready, Http,
-    Load, PY_SERVE,
+    create, http_client, http_get, http_service, real_cluster, wait_allocations, wait_for,
+    wait_ready, Load, PY_SERVE,
 };
 
 /// Answers `/work` after 200 ms with its replica index.
@@ -102,7 +102,7 @@ async fn a_burst_scales_up_at_once_spreads_and_scales_back_after_the_delay() {
     let c = real_cluster("as-node").await;
     let (store, s) = (&c.store, &c.s);
     create(s, &service("burst", 1, 4, 1)).await;
-    let client = Http::new();
+    let client = http_client();
     let url = format!("{}/default/burst/work", s.gateway);
     wait_ready(store, "burst", 1).await;
     let (code, body) = http_get(&client, &url).await;
@@ -170,7 +170,7 @@ async fn an_idle_service_goes_to_zero_and_a_request_brings_it_back() {
     .await;
 
     // Requests at zero are held, not refused, and every one is answered.
-    let client = Http::new();
+    let client = http_client();
     let url = format!("{}/default/cold/work", s.gateway);
     let held: Vec<_> = (0..5)
         .map(|_| {
@@ -279,7 +279,7 @@ async fn a_new_leader_waits_a_whole_delay_before_it_scales_down() {
     create(&c.s, &w).await;
     wait_ready(&store, "steady", 1).await;
     // Through the standby's gateway, so the load goes on when the leader dies.
-    let client = Http::new();
+    let client = http_client();
     let url = format!("{}/default/steady/work", standby.gateway);
     let load = Load::start(&client, &url, 4);
     desired_becomes(&store, "steady", 2).await;

@@ -13,8 +13,8 @@ use uni_core::store::{codec, KvStore};
 use uni_proto::v1 as pb;
 
 use harness::{
-    create, get_workload, http_get, http_service, real_cluster, wait_allocations, wait_for,
-    wait_ready, Http, Load, Scheduler, PY_SERVE,
+    create, get_workload, http_client, http_get, http_service, real_cluster, wait_allocations,
+    wait_for, wait_ready, Load, Scheduler, PY_SERVE,
 };
 
 /// Answers with `$VERSION`; `/healthz` fails when it is `broken`.
@@ -104,7 +104,7 @@ async fn a_rolling_update_under_load_answers_every_request() {
     let (store, s) = (&c.store, &c.s);
     create(s, &service("roll", 3, "100", "v1")).await;
     wait_ready(store, "roll", 3).await;
-    let client = Http::new();
+    let client = http_client();
     let url = format!("{}/default/roll/work", s.gateway);
     // The gateway has seen them.
     harness::eventually("the gateway serves v1", || async {
@@ -172,7 +172,7 @@ async fn a_revision_that_never_gets_ready_leaves_the_old_one_serving_until_undon
     let (store, s) = (&c.store, &c.s);
     create(s, &service("stall", 2, "100", "v1")).await;
     wait_ready(store, "stall", 2).await;
-    let client = Http::new();
+    let client = http_client();
     let url = format!("{}/default/stall/work", s.gateway);
     harness::eventually("the gateway serves v1", || async {
         http_get(&client, &url).await == (StatusCode::OK, "v1".into())

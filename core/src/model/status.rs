@@ -167,6 +167,16 @@ pub struct WorkloadStatus {
     pub revisions: Vec<TemplateRevision>,
 }
 
+impl WorkloadStatus {
+    /// The number of the recorded revision with template `hash` (0: not recorded).
+    pub fn revision_of(&self, hash: &str) -> u32 {
+        self.revisions
+            .iter()
+            .find(|x| x.hash == hash)
+            .map_or(0, |x| x.revision)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

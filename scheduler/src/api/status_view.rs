@@ -22,13 +22,6 @@ pub fn overlay_status(state: &State, w: &mut Workload) {
         WorkloadSpec::Inference(s) => Some(ServiceTemplate::of(s).hash()),
         WorkloadSpec::Training(_) => None,
     };
-    let revision_of = |hash: &str| {
-        w.status
-            .revisions
-            .iter()
-            .find(|x| x.hash == hash)
-            .map_or(0, |x| x.revision)
-    };
     let (mut updated, mut updated_ready) = (0, 0);
     let replicas: Vec<ReplicaView> = state
         .allocations_of(&r)
@@ -45,7 +38,7 @@ pub fn overlay_status(state: &State, w: &mut Workload) {
                 } else {
                     alloc.template_hash.as_str()
                 };
-                view.revision = revision_of(hash_of);
+                view.revision = w.status.revision_of(hash_of);
                 if hash_of == hash && !view.draining && alloc.notice.is_none() {
                     updated += 1;
                     if view.phase == ReplicaPhase::Ready {
@@ -57,7 +50,7 @@ pub fn overlay_status(state: &State, w: &mut Workload) {
         })
         .collect();
     if let Some(hash) = &current {
-        w.status.revision = revision_of(hash);
+        w.status.revision = w.status.revision_of(hash);
         w.status.updated_replicas = updated;
         w.status.updated_ready_replicas = updated_ready;
     }

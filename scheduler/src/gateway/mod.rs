@@ -38,7 +38,7 @@ use tracing::{debug, info, warn};
 use uni_core::model::{GatewayLoad, Resource, UnixMillis, Verb, WorkloadRef, WorkloadSpec};
 use uni_core::tls::server::{incoming, PeerInfo, ReloadingAcceptor};
 
-pub use balance::Balancer;
+use balance::Balancer;
 use meter::Meters;
 use route::NoBackend;
 use upstream::{Pool, SendError};
@@ -97,11 +97,6 @@ impl Gateway {
             scraper: scrape::client(),
             metrics,
         })
-    }
-
-    /// Requests in flight on the replica of `allocation`, through this gateway.
-    pub fn in_flight(&self, allocation: &str) -> usize {
-        self.balancer.in_flight(allocation)
     }
 
     /// What this gateway measures now, for the autoscaler (undated).

@@ -178,7 +178,7 @@ pub fn reconcile(
         let waiting_new = counts.current - current_ready;
         note = format!(
             "rolling to revision {}: {} of {} updated, {} ready",
-            revision_of(w, &hash),
+            w.status.revision_of(&hash),
             counts.current,
             counts.desired,
             current_ready
@@ -297,15 +297,6 @@ fn place_new(
         }
     }
     (placed, None)
-}
-
-/// The revision number of `hash` in `w`'s history (0 before it is recorded).
-fn revision_of(w: &Workload, hash: &str) -> u32 {
-    w.status
-        .revisions
-        .iter()
-        .find(|x| x.hash == hash)
-        .map_or(0, |x| x.revision)
 }
 
 /// Records the current template for a service that has no history (created before

@@ -186,14 +186,9 @@ pub type HttpClient = hyper_util::client::legacy::Client<
     http_body_util::Full<bytes::Bytes>,
 >;
 
-pub struct Http;
-
-impl Http {
-    #[allow(clippy::new_ret_no_self)]
-    pub fn new() -> HttpClient {
-        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-            .build_http()
-    }
+/// A client for the gateway.
+pub fn http_client() -> HttpClient {
+    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http()
 }
 
 /// GETs `url`: the status and body, or 502 with the client's error, or 504 after [`WAIT`].
